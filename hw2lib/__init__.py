@@ -1,0 +1,1 @@
+"""Code shared by the three problems: noise schedule, DDIM stepper, image I/O, checkpoints, CLI plumbing."""

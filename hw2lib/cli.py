@@ -1,0 +1,42 @@
+"""Plumbing every entry point shares: user-facing errors, device choice and seeding."""
+from __future__ import annotations
+
+import random
+import sys
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+
+class UserError(Exception):
+    """A problem with the user's input: reported as one line, never as a traceback."""
+
+
+def run_main(main: Callable[[Optional[Sequence[str]]], None], argv: Optional[Sequence[str]] = None) -> None:
+    """Run ``main(argv)``; a :class:`UserError` becomes ``error: …`` on stderr and exit status 2."""
+    try:
+        main(argv)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` → the GPU when there is one, else the CPU; otherwise any ``torch.device`` string."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name} asked for, but no CUDA GPU is available")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

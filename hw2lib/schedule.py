@@ -1,0 +1,42 @@
+"""The DDPM noise schedule (Ho et al., 2020), kept in float64 and outside any ``nn.Module``.
+
+Timesteps are integer indices ``t`` in ``[0, num_timesteps)``; ``alphas_cumprod[t]`` is ᾱ_t with
+``alphas_cumprod[0] = 1 - beta_start`` (0-indexed, as the course's reference code does).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class NoiseSchedule:
+    """A linear-β schedule: β = linspace(beta_start, beta_end, num_timesteps) in float64."""
+
+    num_timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 2e-2
+
+    @property
+    def betas(self) -> np.ndarray:
+        return np.linspace(self.beta_start, self.beta_end, self.num_timesteps, dtype=np.float64)
+
+    @property
+    def alphas_cumprod(self) -> np.ndarray:
+        """ᾱ_t = Π_{s≤t} (1 − β_s), float64, shape (num_timesteps,)."""
+        return np.cumprod(1.0 - self.betas)
+
+    def alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
+        """ᾱ at integer timesteps ``t`` (any shape, long) as float32 on ``t``'s device."""
+        table = torch.from_numpy(self.alphas_cumprod).to(torch.float32).to(t.device)
+        return table[t]
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """Forward process (DDPM eq. 4): x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·eps, for x0 in [−1, 1], t of shape (B,)."""
+        a = self.alpha_bar(t).view(-1, *([1] * (x0.dim() - 1)))
+        return a.sqrt() * x0 + (1.0 - a).sqrt() * eps
+
+    def config(self) -> dict:
+        return {"num_timesteps": self.num_timesteps, "beta_start": self.beta_start, "beta_end": self.beta_end}

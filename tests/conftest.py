@@ -1,0 +1,46 @@
+"""Shared test fixtures: repository paths, the read-only ../shared assets, and script runners."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HW2_SHARED", REPO.parent / "shared"))
+
+
+def shared_file(*parts: str) -> Path:
+    """A file under ../shared, or skip the test where this checkout has none."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    return path
+
+
+def run(args: list[str], env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run a command from outside the repo (the grader's way), capturing text output."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd="/", env=full_env)
+
+
+def run_module(module: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """``python -m module args…`` with the repo on PYTHONPATH."""
+    return run([sys.executable, "-m", module, *map(str, args)], env={"PYTHONPATH": str(REPO)}, timeout=timeout)
+
+
+def run_script(script: str, *args: str, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``bash <repo>/<script> args…`` with absolute paths, from another working directory."""
+    return run(["bash", str(REPO / script), *map(str, args)], env=env, timeout=timeout)
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A clean failure: non-zero exit, one ``error:`` line naming what went wrong, no traceback."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
