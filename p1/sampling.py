@@ -1,0 +1,92 @@
+"""Drawing digits: classifier-free guidance as a thin ε-wrapper, and the shared DDIM sampler.
+
+Guidance convention (Ho & Salimans, 2022, eq. 6 written with s = 1 + w):
+
+    eps = eps_uncond + s · (eps_cond − eps_uncond)
+
+so ``scale = 1`` is the plain conditional model, ``scale = 0`` the unconditional one, and
+``scale > 1`` pushes samples towards their class.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from tqdm.auto import tqdm
+
+from hw2lib.checkpoints import load_checkpoint, load_weights
+from hw2lib.cli import UserError
+from hw2lib.ddim import DDIMSampler, StepCallback
+from hw2lib.schedule import NoiseSchedule
+
+from .model import ConditionalUNet, UNetConfig
+
+IMAGE_SHAPE = (3, 28, 28)
+
+
+class ClassifierFreeGuidance:
+    """``eps_fn(x, t)`` for fixed labels: one batched forward of [conditional; unconditional]."""
+
+    def __init__(self, model: ConditionalUNet, labels: torch.Tensor, scale: float):
+        self.model, self.labels, self.scale = model, labels, scale
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if self.scale == 1.0:
+            return self.model(x_t, t, self.labels)
+        null = torch.full_like(self.labels, self.model.null_label)
+        eps_cond, eps_uncond = self.model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([self.labels, null])).chunk(2)
+        return eps_uncond + self.scale * (eps_cond - eps_uncond)
+
+
+@dataclass
+class SamplingConfig:
+    steps: int = 20          # DDIM steps (chosen by measurement: see README, bench/p1_sweep.py)
+    guidance: float = 3.0    # classifier-free guidance scale s (1 = no guidance)
+    eta: float = 0.0         # 0: deterministic DDIM
+    batch_size: int = 500    # images per forward pass (×2 with guidance)
+
+
+def load_model(path: str | os.PathLike, device: torch.device) -> tuple[ConditionalUNet, NoiseSchedule]:
+    """Rebuild the UNet and its schedule from a checkpoint's stored config (fp16 weights → fp32)."""
+    ckpt = load_checkpoint(path, required=("model", "config", "schedule"))
+    try:
+        model = ConditionalUNet(UNetConfig.from_dict(ckpt["config"]))
+        schedule = NoiseSchedule(**ckpt["schedule"])
+    except (TypeError, ValueError, KeyError) as err:
+        raise UserError(f"{path}: checkpoint config does not describe a P1 model ({err})") from None
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    load_weights(model, state, str(path))
+    return model.to(device).eval(), schedule
+
+
+def initial_noise(n: int, seed: int) -> torch.Tensor:
+    """x_T for ``n`` images, drawn on the CPU so that every device starts from the same noise."""
+    return torch.randn((n, *IMAGE_SHAPE), generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def generate(
+    model: ConditionalUNet,
+    schedule: NoiseSchedule,
+    labels: torch.Tensor,
+    noise: torch.Tensor,
+    config: SamplingConfig,
+    generator: Optional[torch.Generator] = None,
+    callback: Optional[StepCallback] = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Digits in [−1, 1] (N, 3, 28, 28) on the CPU for ``labels`` (N,) from ``noise`` (N, 3, 28, 28)."""
+    device = next(model.parameters()).device
+    sampler = DDIMSampler(schedule, num_inference_steps=config.steps, eta=config.eta)
+    out = []
+    chunks = list(zip(labels.split(config.batch_size), noise.split(config.batch_size)))
+    for y, x_T in tqdm(chunks, desc="sampling", disable=not progress):
+        eps_fn = ClassifierFreeGuidance(model, y.to(device), config.guidance)
+        out.append(sampler.sample(eps_fn, x_T.to(device), generator=generator, callback=callback).cpu())
+    return torch.cat(out)
+
+
+

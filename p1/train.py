@@ -1,0 +1,209 @@
+"""Train the conditional DDPM on MNIST-M (CPU, one GPU, or several with ``torchrun``).
+
+    python -m p1.train --data-root hw2_data/digits/mnistm --out-dir runs/p1 --steps 8000
+    torchrun --nproc_per_node 4 -m p1.train --data-root … --out-dir …   # DDP; --batch-size is per process
+
+Resumes from ``<out-dir>/last.pt`` when it exists. Every ``--save-every`` steps it writes
+``last.pt`` (full training state) and ``model.pt`` (EMA weights in fp16 + config: what
+``hw2_1.sh`` loads). With ``--classifier`` it also samples digits every ``--eval-every`` steps,
+scores them with the grader's LeNet and keeps the best EMA as ``best.pt``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from hw2lib.checkpoints import half_state_dict, load_checkpoint, save_checkpoint
+from hw2lib.cli import UserError, pick_device, run_main, seed_everything
+from hw2lib.digits import load_split, to_signed
+from hw2lib.images import signed_to_uint8
+from hw2lib.schedule import NoiseSchedule
+
+from .classifier import load_classifier, predict
+from .model import ConditionalUNet, UNetConfig
+from .sampling import SamplingConfig, generate, initial_noise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = UNetConfig()
+    p = argparse.ArgumentParser(prog="python -m p1.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", required=True, help="MNIST-M folder in the course layout (data/, train.csv)")
+    p.add_argument("--out-dir", required=True, help="folder for last.pt, model.pt, best.pt and metrics.jsonl")
+    p.add_argument("--split", default="train", help="CSV split to train on (default: train)")
+    p.add_argument("--steps", type=int, default=8000, help="total optimiser steps (the cosine LR spans them)")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step per process")
+    p.add_argument("--lr", type=float, default=8e-4, help="peak AdamW learning rate")
+    p.add_argument("--grad-clip", type=float, default=1.0, help="clip the global gradient norm to this")
+    p.add_argument("--warmup", type=int, default=200, help="linear LR warm-up steps")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
+    p.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay (ramped up from 0 early on)")
+    p.add_argument("--p-uncond", type=float, default=0.1, help="probability of dropping the label (CFG training)")
+    p.add_argument("--channels", type=int, nargs="+", default=list(d.channels), help="UNet width per level")
+    p.add_argument("--blocks-per-level", type=int, default=d.blocks_per_level, help="residual blocks per level")
+    p.add_argument("--seed", type=int, default=0, help="seed for init, data order and noise")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1, …")
+    p.add_argument("--save-every", type=int, default=250, help="write last.pt and model.pt every N steps")
+    p.add_argument("--log-every", type=int, default=50, help="append a metrics line every N steps")
+    p.add_argument("--classifier", help="the grader's LeNet (Classifier.pth): select checkpoints by accuracy")
+    p.add_argument("--eval-every", type=int, default=1000, help="with --classifier: evaluate every N steps")
+    p.add_argument("--eval-per-class", type=int, default=20, help="with --classifier: digits drawn per class")
+    p.add_argument("--eval-steps", type=int, default=SamplingConfig.steps, help="with --classifier: DDIM steps")
+    p.add_argument("--eval-guidance", type=float, default=SamplingConfig.guidance, help="with --classifier: CFG scale")
+    p.add_argument("--limit", type=int, help="use only the first N training images (smoke tests)")
+    p.add_argument("--dry-run", action="store_true", help="run 2 steps on 256 images, then stop")
+    return p
+
+
+def lr_at(step: int, args: argparse.Namespace) -> float:
+    """Linear warm-up, then cosine decay to 0 at ``args.steps``."""
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = (step - args.warmup) / max(1, args.steps - args.warmup)
+    return args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def batch_indices(step: int, n: int, batch_size: int, rank: int, world: int, seed: int) -> torch.Tensor:
+    """Indices of this rank's batch at ``step``: a pure function of (seed, step), so resuming is exact."""
+    per_epoch = n // (batch_size * world)
+    epoch, i = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return perm[rank::world][i * batch_size : (i + 1) * batch_size]
+
+
+def training_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, y: torch.Tensor, p_uncond: float, gen: torch.Generator, null_label: int) -> torch.Tensor:
+    """The simple ε-MSE of DDPM (eq. 14) with labels dropped to ``null_label`` with prob. ``p_uncond``."""
+    n = x0.shape[0]
+    t = torch.randint(0, schedule.num_timesteps, (n,), generator=gen)
+    eps = torch.randn(x0.shape, generator=gen)
+    drop = torch.rand(n, generator=gen) < p_uncond
+    y = torch.where(drop, torch.full_like(y, null_label), y)
+    device = x0.device
+    x_t = schedule.q_sample(x0, t.to(device), eps.to(device))
+    return F.mse_loss(model(x_t, t.to(device), y), eps.to(device))
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1.0 - decay)
+
+
+def evaluate(ema: ConditionalUNet, schedule: NoiseSchedule, classifier, args) -> float:
+    labels = torch.arange(10).repeat_interleave(args.eval_per_class)
+    config = SamplingConfig(steps=args.eval_steps, guidance=args.eval_guidance)
+    images = signed_to_uint8(generate(ema, schedule, labels, initial_noise(len(labels), seed=1234), config)).permute(0, 3, 1, 2)
+    return (predict(classifier, images) == labels).float().mean().item()
+
+
+def inference_checkpoint(ema: ConditionalUNet, schedule: NoiseSchedule, step: int, **extra) -> dict:
+    return {"model": half_state_dict(ema.state_dict()), "config": ema.config.to_dict(), "schedule": schedule.config(), "step": step, **extra}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser().parse_args(argv)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() and args.device != "cpu" else torch.device("cpu")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+    else:
+        device, rank, world = pick_device(args.device), 0, 1
+    if args.dry_run:
+        args.steps, args.limit, args.save_every, args.log_every = 2, args.limit or 256, 1, 1
+    is_main = rank == 0
+    out_dir = Path(args.out_dir)
+    seed_everything(args.seed)
+
+    images, labels = load_split(args.data_root, args.split, limit=args.limit)
+    if len(images) < args.batch_size * world:
+        raise UserError(f"{args.data_root}: {len(images)} images is fewer than one global batch ({args.batch_size * world})")
+    config = UNetConfig(channels=tuple(args.channels), blocks_per_level=args.blocks_per_level)
+    schedule = NoiseSchedule()
+    model = ConditionalUNet(config).to(device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    step, best = 0, -1.0
+    if (out_dir / "last.pt").exists():
+        ckpt = load_checkpoint(out_dir / "last.pt", required=("model", "ema", "optimizer", "config", "step"))
+        if UNetConfig.from_dict(ckpt["config"]) != config:
+            raise UserError(f"{out_dir / 'last.pt'}: was trained with another model config; use a new --out-dir")
+        model.load_state_dict(ckpt["model"])
+        ema.load_state_dict(ckpt["ema"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        step, best = ckpt["step"], ckpt.get("best", -1.0)
+        if is_main:
+            print(f"resumed from {out_dir / 'last.pt'} at step {step}")
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    net = DistributedDataParallel(model) if distributed else model
+    classifier = load_classifier(args.classifier) if args.classifier and is_main else None
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
+        print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {len(images)} images, world size {world}, device {device}")
+
+    def save() -> None:
+        state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+                 "config": config.to_dict(), "schedule": schedule.config(), "step": step, "best": best}
+        save_checkpoint(state, out_dir / "last.pt")
+        save_checkpoint(inference_checkpoint(ema, schedule, step), out_dir / "model.pt")
+
+    bar = tqdm(total=args.steps, initial=step, desc="p1 train", disable=not is_main, dynamic_ncols=True)
+    started, running = time.time(), None
+    while step < args.steps:
+        idx = batch_indices(step, len(images), args.batch_size, rank, world, args.seed)
+        x0 = to_signed(images[idx]).to(device)
+        if device.type == "cpu":
+            x0 = x0.contiguous(memory_format=torch.channels_last)
+        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step * 101 + rank)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, args)
+        loss = training_loss(net, schedule, x0, labels[idx].to(device), args.p_uncond, gen, model.null_label)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        optimizer.step()
+        ema_update(ema, model, min(args.ema_decay, (1 + step) / (10 + step)))
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.4f}")
+        if not is_main:
+            continue
+        record = {}
+        if step % args.log_every == 0 or step == args.steps:
+            record = {"step": step, "loss": round(running, 5), "lr": lr_at(step - 1, args), "elapsed_s": round(time.time() - started, 1)}
+        if classifier is not None and (step % args.eval_every == 0 or step == args.steps):
+            acc = evaluate(ema, schedule, classifier, args)
+            record.update(step=step, eval_accuracy=acc)
+            if acc > best:
+                best = acc
+                save_checkpoint(inference_checkpoint(ema, schedule, step, eval_accuracy=acc), out_dir / "best.pt")
+            bar.write(f"step {step}: accuracy {acc:.4f} (best {best:.4f})")
+        if record:
+            with open(out_dir / "metrics.jsonl", "a") as log:
+                log.write(json.dumps(record) + "\n")
+        if step % args.save_every == 0 or step == args.steps:
+            save()
+    bar.close()
+    if distributed:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    run_main(main)

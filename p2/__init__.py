@@ -1,0 +1,1 @@
+"""P2: DDIM sampling through the course's pretrained face UNet."""

@@ -1,0 +1,1 @@
+"""P3: domain-adversarial training (DANN) from MNIST-M to SVHN and to USPS."""

@@ -1,0 +1,60 @@
+"""The digit classifier of P3: a small CNN feature extractor and a linear label head.
+
+``DigitClassifier(config)(x) -> (logits, features)``: ``x`` is RGB (B, 3, 28, 28) in [−1, 1]
+(grayscale sources are replicated to 3 channels on loading). Input handling is part of the model,
+so training and ``hw2_3.sh`` can never disagree about it:
+
+* ``grayscale``  : average the channels (colour says nothing about the digit, and USPS has none);
+* ``standardize``: per-image zero mean / unit variance (instance normalisation of the input),
+  which removes most of the brightness and contrast gap between domains.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ClassifierConfig:
+    grayscale: bool = False       # average RGB to one channel before the CNN
+    standardize: bool = False     # per-image mean/std normalisation of the input
+    width: int = 32               # channels of the first conv stage (×2, ×4 after each pooling)
+    feature_dim: int = 256        # size of the features fed to the label and domain heads
+    dropout: float = 0.3          # before the label head
+    num_classes: int = 10
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+class DigitClassifier(nn.Module):
+    def __init__(self, config: ClassifierConfig):
+        super().__init__()
+        self.config = config
+        w, c_in = config.width, 1 if config.grayscale else 3
+        self.features = nn.Sequential(
+            *conv_bn(c_in, w), nn.MaxPool2d(2),              # 28 → 14
+            *conv_bn(w, 2 * w), nn.MaxPool2d(2),             # 14 → 7
+            *conv_bn(2 * w, 4 * w), nn.MaxPool2d(2),         # 7 → 3
+            nn.Flatten(), nn.Linear(4 * w * 9, config.feature_dim), nn.BatchNorm1d(config.feature_dim), nn.ReLU(inplace=True),
+        )
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.feature_dim, config.num_classes))
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """[−1, 1] RGB (B, 3, H, W) → the network's input (grayscale and/or standardised)."""
+        if self.config.grayscale:
+            x = x.mean(dim=1, keepdim=True)
+        if self.config.standardize:
+            flat = x.flatten(1)
+            x = (x - flat.mean(1).view(-1, 1, 1, 1)) / (flat.std(1).view(-1, 1, 1, 1) + 1e-3)
+        return x
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.features(self.prepare(x))
+        return self.head(features), features
