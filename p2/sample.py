@@ -44,11 +44,10 @@ def load_noise(path: Path) -> torch.Tensor:
     noise = load_file(path, "noise tensor")
     if not isinstance(noise, torch.Tensor):
         raise UserError(f"{path}: expected a tensor, found {type(noise).__name__}")
-    if noise.dim() == 4 and noise.shape[0] == 1:
-        noise = noise[0]
-    if noise.dim() != 3 or noise.shape[0] != 3 or noise.shape[1] % 32 or noise.shape[2] % 32 or not noise.is_floating_point():
+    image = noise[0] if noise.dim() == 4 and noise.shape[0] == 1 else noise
+    if image.dim() != 3 or image.shape[0] != 3 or image.shape[1] % 32 or image.shape[2] % 32 or not image.is_floating_point():
         raise UserError(f"{path}: expected a float tensor of shape (1, 3, H, W) or (3, H, W) with H, W multiples of 32, got {tuple(noise.shape)} {noise.dtype}")
-    return noise.float()
+    return image.float()
 
 
 def load_noises(noise_dir: str | os.PathLike) -> dict[str, torch.Tensor]:

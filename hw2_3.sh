@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# P3: DANN digit classification. Usage: bash hw2_3.sh TEST_DIR OUT_CSV   (TEST_DIR names svhn or usps)
+set -euo pipefail
+if [ "$#" -ne 2 ]; then
+  echo "usage: bash hw2_3.sh TEST_DIR OUT_CSV" >&2
+  exit 2
+fi
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" exec python3 -m p3.predict "$1" "$2"

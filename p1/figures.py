@@ -1,0 +1,72 @@
+"""P1 report figures from one command: the 10×10 digit grid and the reverse process of the first "0".
+
+    python -m p1.figures --out figures/p1
+
+* ``digit_grid.png``: rows are digits 0–9, columns ten different starting noises;
+* ``reverse_process.png``: the first "0" of ``hw2_1.sh`` (same seed and settings) at six evenly
+  spaced points from pure noise (t = 1000) to the final image (t = 0), labelled with t.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from hw2lib.cli import pick_device, run_main  # noqa: E402
+from hw2lib.images import save_grid, signed_to_uint8  # noqa: E402
+
+from .generate import add_sampling_args, sampling_config  # noqa: E402
+from .sampling import generate, initial_noise, load_model  # noqa: E402
+
+
+def reverse_process(model, schedule, config, seed: int, points: int = 6) -> list[tuple[int, torch.Tensor]]:
+    """``[(t, x_t)]`` of the first "0" at ``points`` evenly spaced t from T to 0 (nearest visited step)."""
+    T = schedule.num_timesteps
+    wanted = [round(T - k * T / (points - 1)) for k in range(points)]  # 1000, 800, …, 0
+    first = initial_noise(1, seed)  # hw2_1.sh's first noise row is its first "0" (0_001.png)
+    states = {T: first.clone()}
+
+    def keep(t: int, s: int, x: torch.Tensor, x0: torch.Tensor) -> None:
+        states[max(s, 0)] = x[:1].cpu().clone()
+
+    generate(model, schedule, torch.zeros(1, dtype=torch.long), first, config, callback=keep)
+    visited = sorted(states)
+    return [(w, states[min(visited, key=lambda v: abs(v - w))]) for w in wanted]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m p1.figures", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="folder for digit_grid.png and reverse_process.png")
+    add_sampling_args(p)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser().parse_args(argv)
+    out = Path(args.out)
+    model, schedule = load_model(args.checkpoint, pick_device(args.device))
+    config = sampling_config(args)
+    labels = torch.arange(10).repeat_interleave(10)
+    digits = generate(model, schedule, labels, initial_noise(100, args.seed + 1), config, progress=True)
+    save_grid(signed_to_uint8(digits), out / "digit_grid.png", nrow=10)
+
+    frames = reverse_process(model, schedule, config, args.seed)
+    fig, axes = plt.subplots(1, len(frames), figsize=(1.6 * len(frames), 2.0))
+    for ax, (t, x) in zip(axes, frames):
+        ax.imshow(signed_to_uint8(x.clamp(-1, 1))[0].numpy(), interpolation="nearest")
+        ax.set_title(f"t = {t}")
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "reverse_process.png", dpi=150)
+    plt.close(fig)
+    print(f"wrote {out / 'digit_grid.png'} and {out / 'reverse_process.png'}")
+
+
+if __name__ == "__main__":
+    run_main(main)
