@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -74,7 +75,7 @@ def ensure(entry: dict, root: Path) -> tuple[bool, str]:
             return False, f"FAILED   {label}: downloaded file has sha256 {got[:12]}…, expected {entry['sha256'][:12]}…; nothing replaced"
         os.replace(tmp, path)
         return True, f"fetched  {label} ({state} before) from {url}"
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, http.client.HTTPException) as err:
         return False, f"FAILED   {label}: {state}, and downloading {url} failed ({err}); nothing replaced"
     finally:
         tmp.unlink(missing_ok=True)

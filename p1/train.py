@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-per-class", type=int, default=20, help="with --classifier: digits drawn per class")
     p.add_argument("--eval-steps", type=int, default=SamplingConfig.steps, help="with --classifier: DDIM steps")
     p.add_argument("--eval-guidance", type=float, default=SamplingConfig.guidance, help="with --classifier: CFG scale")
+    p.add_argument("--stop-after", type=int, help="stop this run after N steps (resume later; the LR schedule still spans --steps)")
     p.add_argument("--limit", type=int, help="use only the first N training images (smoke tests)")
     p.add_argument("--dry-run", action="store_true", help="run 2 steps on 256 images, then stop")
     return p
@@ -111,6 +112,13 @@ def inference_checkpoint(ema: ConditionalUNet, schedule: NoiseSchedule, step: in
     return {"model": half_state_dict(ema.state_dict()), "config": ema.config.to_dict(), "schedule": schedule.config(), "step": step, **extra}
 
 
+def drop_log_after(log: Path, step: int) -> None:
+    """Forget metrics lines past ``step`` (written after the checkpoint we resume from)."""
+    if log.exists():
+        lines = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= step]
+        log.write_text("".join(line + "\n" for line in lines))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -147,6 +155,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         optimizer.load_state_dict(ckpt["optimizer"])
         step, best = ckpt["step"], ckpt.get("best", -1.0)
         if is_main:
+            drop_log_after(out_dir / "metrics.jsonl", step)
             print(f"resumed from {out_dir / 'last.pt'} at step {step}")
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
@@ -165,7 +174,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     bar = tqdm(total=args.steps, initial=step, desc="p1 train", disable=not is_main, dynamic_ncols=True)
     started, running = time.time(), None
-    while step < args.steps:
+    last_step = min(args.steps, step + args.stop_after) if args.stop_after else args.steps
+    while step < last_step:
         idx = batch_indices(step, len(images), args.batch_size, rank, world, args.seed)
         x0 = to_signed(images[idx]).to(device)
         if device.type == "cpu":
@@ -198,7 +208,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if record:
             with open(out_dir / "metrics.jsonl", "a") as log:
                 log.write(json.dumps(record) + "\n")
-        if step % args.save_every == 0 or step == args.steps:
+        if step % args.save_every == 0 or step == last_step:
             save()
     bar.close()
     if distributed:

@@ -61,17 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, invert: bool) -> torch.Tensor:
-    """Random affine (scale 0.85–1.15, ±12°, ±10% shift) and, with ``invert``, random polarity."""
+    """Random affine and, with ``invert``, random polarity; x is (B, C, H, W) in [−1, 1].
+
+    Zoom 0.9–1.45 with ±15% aspect jitter, ±12° rotation and ±10% shift: MNIST-M digits sit in a
+    20×20 box inside 28×28, while USPS and SVHN digits fill the frame, so zooming in matters most.
+    """
     n = x.shape[0]
     u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=gen)  # noqa: E731
-    scale, angle = u(0.85, 1.15), u(-12, 12) * math.pi / 180
+    zoom, aspect, angle = u(0.9, 1.45), u(0.85, 1.15), u(-12, 12) * math.pi / 180
+    sx, sy = zoom * aspect.sqrt(), zoom / aspect.sqrt()
     theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1] = angle.cos() / scale, -angle.sin() / scale
-    theta[:, 1, 0], theta[:, 1, 1] = angle.sin() / scale, angle.cos() / scale
+    theta[:, 0, 0], theta[:, 0, 1] = angle.cos() / sx, -angle.sin() / sx
+    theta[:, 1, 0], theta[:, 1, 1] = angle.sin() / sy, angle.cos() / sy
     theta[:, :, 2] = torch.stack([u(-0.1, 0.1), u(-0.1, 0.1)], dim=1)
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
-    # pad with each image's border colour (its corner), so shifted digits keep their background
-    x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+    x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)  # border: keep the background
     if invert:
         flip = (torch.rand(n, generator=gen) < 0.5).to(x.device).view(-1, 1, 1, 1)
         x = torch.where(flip, -x, x)

@@ -44,3 +44,29 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> N
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def make_digit_dataset(root: Path, n: int, seed: int, mode: str = "RGB", splits=("train", "val")) -> Path:
+    """A tiny dataset in the course layout: ``root/data/*.png`` and ``root/<split>.csv``.
+
+    Each image is a random background with a bright bar whose position encodes its label, so a
+    classifier can learn it in a few steps. Returns ``root``.
+    """
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    index = 0
+    for split in splits:
+        rows = ["image_name,label"]
+        for _ in range(n):
+            label = int(rng.integers(10))
+            pixels = rng.integers(0, 90, size=(28, 28, 3), dtype=np.uint8)
+            pixels[2 + 2 * label : 4 + 2 * label, 4:24] = 255
+            name = f"{index:05d}.png"
+            Image.fromarray(pixels).convert(mode).save(root / "data" / name)
+            rows.append(f"{name},{label}")
+            index += 1
+        (root / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    return root

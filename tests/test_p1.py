@@ -1,0 +1,189 @@
+"""P1: model shapes, the guidance convention, sampler determinism, hw2_1.sh files, training (DDP, resume)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hw2lib.checkpoints import save_checkpoint
+from hw2lib.schedule import NoiseSchedule
+from p1.generate import digit_file_names
+from p1.model import ConditionalUNet, UNetConfig
+from p1.sampling import ClassifierFreeGuidance, SamplingConfig, generate, initial_noise, load_model
+from p1.train import inference_checkpoint
+
+from conftest import REPO, assert_user_error, make_digit_dataset, run_module, run_script, shared_file
+
+TINY = UNetConfig(channels=(16, 32), groups=8, heads=2)
+
+
+def tiny_model(seed: int = 0) -> ConditionalUNet:
+    torch.manual_seed(seed)
+    model = ConditionalUNet(TINY)
+    with torch.no_grad():  # the zero-initialised output layer would make every test trivial
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("p1") / "tiny.pt"
+    save_checkpoint(inference_checkpoint(tiny_model(), NoiseSchedule(), step=0), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mnistm(tmp_path_factory) -> Path:
+    return make_digit_dataset(tmp_path_factory.mktemp("data") / "mnistm", n=64, seed=0)
+
+
+@pytest.mark.parametrize("config", [UNetConfig(), TINY, UNetConfig(channels=(16, 32, 32), groups=8, patch_size=1, image_size=28)])
+def test_model_output_shape(config):
+    model = ConditionalUNet(config)
+    x = torch.randn(3, 3, 28, 28)
+    eps = model(x, torch.tensor([0, 500, 999]), torch.tensor([0, 9, model.null_label]))
+    assert eps.shape == (3, 3, 28, 28)
+
+
+def test_config_round_trips_through_checkpoint_dict():
+    assert UNetConfig.from_dict(UNetConfig().to_dict()) == UNetConfig()
+
+
+def test_guidance_scale_convention():
+    model = tiny_model()
+    x, t, y = torch.randn(4, 3, 28, 28), torch.full((4,), 500), torch.tensor([1, 2, 3, 4])
+    with torch.no_grad():
+        cond = model(x, t, y)
+        uncond = model(x, t, torch.full_like(y, model.null_label))
+        for scale in (0.0, 1.0, 3.0):
+            guided = ClassifierFreeGuidance(model, y, scale)(x, t)
+            torch.testing.assert_close(guided, uncond + scale * (cond - uncond), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ClassifierFreeGuidance(model, y, 1.0)(x, t), cond)
+        torch.testing.assert_close(ClassifierFreeGuidance(model, y, 0.0)(x, t), uncond, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(cond, uncond), "labels must change the prediction"
+
+
+def test_sampling_is_deterministic_and_batch_independent():
+    model, schedule = tiny_model(), NoiseSchedule()
+    labels = torch.arange(10).repeat_interleave(2)
+    noise = initial_noise(20, seed=3)
+    a = generate(model, schedule, labels, noise, SamplingConfig(steps=5, batch_size=20))
+    b = generate(model, schedule, labels, noise, SamplingConfig(steps=5, batch_size=7))
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-4)  # far below one grey level (2/255)
+    assert torch.equal(a, generate(model, schedule, labels, noise, SamplingConfig(steps=5, batch_size=20)))
+    generator = torch.Generator().manual_seed(1)
+    c1 = generate(model, schedule, labels, noise, SamplingConfig(steps=5, eta=1.0), generator=generator)
+    c2 = generate(model, schedule, labels, noise, SamplingConfig(steps=5, eta=1.0), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(c1, c2)
+
+
+def test_initial_noise_prefix_is_stable():
+    assert torch.equal(initial_noise(1000, 0)[:100], initial_noise(100, 0))
+
+
+def test_file_names():
+    names = digit_file_names(100)
+    assert len(names) == 1000 and len(set(names)) == 1000
+    assert names[:2] == ["0_001.png", "0_002.png"] and names[99] == "0_100.png" and names[-1] == "9_100.png"
+
+
+def read_folder(folder: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for p in sorted(folder.iterdir()):
+        with Image.open(p) as image:
+            assert image.mode == "RGB" and image.size == (28, 28), p
+            out[p.name] = np.asarray(image)
+    return out
+
+
+def test_generate_writes_exactly_the_grader_files_and_repeats(tiny_checkpoint, tmp_path):
+    args = ["--checkpoint", tiny_checkpoint, "--steps", "3", "--per-class", "3"]
+    first = run_module("p1.generate", tmp_path / "a", *args)
+    second = run_module("p1.generate", tmp_path / "b", *args)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    a, b = read_folder(tmp_path / "a"), read_folder(tmp_path / "b")
+    assert list(a) == sorted(digit_file_names(3))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert len({a[k].tobytes() for k in a}) == len(a), "every digit must differ"
+
+
+def test_hw2_1_shipped_model(tmp_path):
+    checkpoint = REPO / "p1" / "checkpoints" / "ddpm_mnistm.pt"
+    if not checkpoint.exists():
+        pytest.skip("shipped checkpoint missing: run bash hw2_download.sh")
+    out = tmp_path / "out"
+    result = run_script("hw2_1.sh", out)
+    assert result.returncode == 0, result.stderr
+    files = read_folder(out)
+    assert list(files) == sorted(digit_file_names(100))
+    assert not list(tmp_path.glob(".*staging*")), "staging folder left behind"
+
+
+def test_generated_digits_are_recognised(tmp_path):
+    """The shipped model with its shipped settings, 10 digits per class, scored by the grader's LeNet."""
+    classifier = shared_file("evaluator", "Classifier.pth")
+    checkpoint = REPO / "p1" / "checkpoints" / "ddpm_mnistm.pt"
+    if not checkpoint.exists():
+        pytest.skip("shipped checkpoint missing")
+    result = run_module("p1.generate", tmp_path / "out", "--per-class", "10")
+    assert result.returncode == 0, result.stderr
+    scored = run_module("p1.evaluate", tmp_path / "out", "--classifier", classifier, "--grid", tmp_path / "grid.png")
+    assert scored.returncode == 0, scored.stderr
+    accuracy = float(scored.stdout.split()[1])
+    assert accuracy >= 0.9, scored.stdout
+    assert (tmp_path / "grid.png").exists()
+
+
+def test_bad_inputs(tmp_path, tiny_checkpoint):
+    (tmp_path / "file").write_text("x")
+    assert_user_error(run_script("hw2_1.sh", tmp_path / "file"), "not a directory")
+    assert_user_error(run_module("p1.generate", tmp_path / "o", "--checkpoint", tmp_path / "none.pt"), "no such file")
+    (tmp_path / "bad.pt").write_bytes(b"\x00garbage")
+    assert_user_error(run_module("p1.generate", tmp_path / "o", "--checkpoint", tmp_path / "bad.pt"), "not a loadable")
+    torch.save({"model": {}, "config": {"nope": 1}, "schedule": {}}, tmp_path / "cfg.pt")
+    assert_user_error(run_module("p1.generate", tmp_path / "o", "--checkpoint", tmp_path / "cfg.pt"), "does not describe a P1 model")
+    assert not (tmp_path / "o").exists()
+    assert_user_error(run_module("p1.evaluate", tmp_path / "nothing", "--classifier", tmp_path / "c.pth"), "no such directory")
+
+
+def train_args(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["--data-root", str(data), "--out-dir", str(out), "--batch-size", "16", "--channels", "16", "32",
+            "--save-every", "1", "--warmup", "1", *extra]
+
+
+def load_last(out: Path) -> dict:
+    return torch.load(out / "last.pt", weights_only=True)
+
+
+def test_resume_reproduces_the_next_step(mnistm, tmp_path):
+    straight = run_module("p1.train", *train_args(mnistm, tmp_path / "a", "--steps", "3"))
+    assert straight.returncode == 0, straight.stderr
+    part = run_module("p1.train", *train_args(mnistm, tmp_path / "b", "--steps", "3", "--stop-after", "2"))
+    assert part.returncode == 0 and load_last(tmp_path / "b")["step"] == 2, part.stderr
+    rest = run_module("p1.train", *train_args(mnistm, tmp_path / "b", "--steps", "3"))
+    assert rest.returncode == 0 and "resumed" in rest.stdout, rest.stderr
+    a, b = load_last(tmp_path / "a"), load_last(tmp_path / "b")
+    assert a["step"] == b["step"] == 3
+    for key in ("model", "ema"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs after resuming"
+    model, _ = load_model(tmp_path / "b" / "model.pt", torch.device("cpu"))
+    assert model.config.channels == (16, 32)
+
+
+def test_ddp_step_on_two_cpu_processes(mnistm, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "p1.train", *train_args(mnistm, out, "--steps", "2", "--device", "cpu")]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "world size 2" in result.stdout
+    ckpt = load_last(out)
+    assert ckpt["step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
