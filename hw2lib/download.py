@@ -99,11 +99,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hw2lib.download", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", default=str(REPO / "checkpoints.json"), help="checkpoint manifest (JSON)")
     p.add_argument("--root", default=str(REPO), help="folder the manifest's paths are relative to")
+    p.add_argument("--rehash", action="store_true", help="after retraining: rewrite size and sha256 of every present checkpoint")
     return p
+
+
+def rehash(manifest: Path, root: Path) -> None:
+    entries = load_manifest(manifest)
+    for e in entries:
+        path = root / e["path"]
+        if path.is_file():
+            e["size"], e["sha256"] = path.stat().st_size, sha256(path)
+            print(f"hashed   {e['name']} ({e['path']})")
+    manifest.write_text(json.dumps({"checkpoints": entries}, indent=2) + "\n")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.rehash:
+        return rehash(Path(args.manifest), Path(args.root))
     failed = []
     for entry in load_manifest(Path(args.manifest)):
         ok, line = ensure(entry, Path(args.root))

@@ -2,8 +2,8 @@
 
     python -m p3.report --digits hw2_data/digits --runs runs/p3 --out figures/p3
 
-Reads ``<runs>/<target>_<method>/best.pt`` for target ∈ {svhn, usps} and every method of
-``p3.train``, re-scores each on the target's val split, and writes ``accuracy.md`` and
+Reads ``<runs>/<target>_<method>/best.pt`` (a ``p3.train`` output) or ``<runs>/<target>_<method>.pt``
+(the shipped layout of ``p3/checkpoints``, the default) for target ∈ {svhn, usps} and every method, re-scores each on the target's val split, and writes ``accuracy.md`` and
 ``accuracy.csv`` (rows: methods; columns: MNIST-M→SVHN, MNIST-M→USPS). Then, for each scenario,
 t-SNE of the feature extractor's output (``--tsne-method``, DANN by default) on validation images
 of both domains: ``tsne_<target>_class.png`` and ``tsne_<target>_domain.png``.
@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from hw2lib.cli import UserError, pick_device, run_main  # noqa: E402
 from hw2lib.digits import load_split, to_signed  # noqa: E402
 
-from .predict import load_classifier  # noqa: E402
+from .predict import CHECKPOINT_DIR, load_classifier  # noqa: E402
 from .train import METHODS, accuracy  # noqa: E402
 
 TARGETS = ("svhn", "usps")
@@ -38,11 +38,17 @@ def features(model, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
     return torch.cat([model(to_signed(c).to(device))[1].cpu() for c in images.split(batch_size)]).numpy()
 
 
+def run_checkpoint(runs: Path, target: str, method: str) -> Path:
+    """A run's best.pt, or the shipped ``<target>_<method>.pt``."""
+    trained = runs / f"{target}_{method}" / "best.pt"
+    return trained if trained.exists() else runs / f"{target}_{method}.pt"
+
+
 def accuracy_table(digits: Path, runs: Path, device: torch.device) -> dict[str, dict[str, Optional[float]]]:
     """``{method: {target: val accuracy or None}}`` re-measured from each run's best.pt."""
     table: dict[str, dict[str, Optional[float]]] = {m: {} for m in METHODS}
     for target in TARGETS:
-        ckpts = {m: runs / f"{target}_{m}" / "best.pt" for m in METHODS}
+        ckpts = {m: run_checkpoint(runs, target, m) for m in METHODS}
         if not any(p.exists() for p in ckpts.values()):
             for m in METHODS:
                 table[m][target] = None
@@ -85,7 +91,7 @@ def tsne_plots(model, source_x, source_y, target_x, target_y, target: str, out: 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m p3.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--digits", required=True, help="folder holding mnistm/, svhn/ and usps/ (course layout)")
-    p.add_argument("--runs", required=True, help="folder of p3.train runs named <target>_<method>")
+    p.add_argument("--runs", default=str(CHECKPOINT_DIR), help="p3.train runs named <target>_<method>/ (default: the shipped checkpoints)")
     p.add_argument("--out", required=True, help="folder for accuracy.md/.csv and the t-SNE PNGs")
     p.add_argument("--tsne-method", choices=METHODS, default="dann", help="whose feature extractor to plot")
     p.add_argument("--tsne-per-domain", type=int, default=1500, help="validation images per domain in each t-SNE")
@@ -107,7 +113,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     source_x, source_y = load_split(digits / "mnistm", "val")
     pick = torch.randperm(len(source_x), generator=torch.Generator().manual_seed(args.seed))[: args.tsne_per_domain]
     for target in TARGETS:
-        path = runs / f"{target}_{args.tsne_method}" / "best.pt"
+        path = run_checkpoint(runs, target, args.tsne_method)
         if not path.exists():
             print(f"skipping t-SNE for {target}: {path} not found")
             continue

@@ -22,9 +22,21 @@ def unet() -> UNet:
 
 
 @pytest.fixture(scope="module")
-def unet_file(unet, tmp_path_factory) -> Path:
+def tame_unet() -> UNet:
+    """Random weights with a weak input layer. With the golden fill alone the network is chaotic
+    as a denoiser: a 1e-9 difference in x grows to O(1) within 50 DDIM steps, so no two correct
+    implementations could agree. Shrinking ``down1`` makes ε depend gently on x, as a trained
+    denoiser's does, and leaves the comparison sensitive to every sampler detail."""
+    model = golden_init_(UNet()).eval()
+    with torch.no_grad():
+        model.down1.weight.mul_(0.02)
+    return model
+
+
+@pytest.fixture(scope="module")
+def unet_file(tame_unet, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("unet") / "UNet.pt"
-    torch.save(unet.state_dict(), path)
+    torch.save(tame_unet.state_dict(), path)
     return path
 
 
@@ -93,13 +105,13 @@ def diffusers_reference(unet: UNet, noises: list[torch.Tensor]) -> list[np.ndarr
     return out
 
 
-def test_hw2_2_matches_independent_reference(unet, unet_file, noise_dir, tmp_path):
+def test_hw2_2_matches_independent_reference(tame_unet, unet_file, noise_dir, tmp_path):
     out_dir = tmp_path / "out"
     result = run_script("hw2_2.sh", noise_dir, out_dir, unet_file)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out_dir.iterdir()) == ["00.png", "01.png"]
     noises = [torch.load(noise_dir / f"{n}.pt") for n in ("00", "01")]
-    reference = diffusers_reference(unet, noises)
+    reference = diffusers_reference(tame_unet, noises)
     for name, ref in zip(("00", "01"), reference):
         with Image.open(out_dir / f"{name}.png") as image:
             assert image.mode == "RGB" and image.size == (SIZE, SIZE)

@@ -110,7 +110,7 @@ def test_predict_csv_header_order_and_conversion(usps_checkpoint, tmp_path):
 
 @pytest.mark.parametrize("domain", ["usps", "svhn"])
 def test_hw2_3_with_shipped_checkpoints(domain, tmp_path):
-    if not (REPO / "p3" / "checkpoints" / f"{domain}.pt").exists():
+    if not (REPO / "p3" / "checkpoints" / f"{domain}_dann-plus.pt").exists():
         pytest.skip("shipped checkpoint missing: run bash hw2_download.sh")
     make_digit_dataset(tmp_path / domain, n=25, seed=1, mode="L" if domain == "usps" else "RGB", splits=("test",))
     folder = tmp_path / domain / "data"

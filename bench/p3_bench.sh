@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Time hw2_3.sh on the first N images of a target's val split and score its CSV against val.csv.
+# Usage: bash bench/p3_bench.sh DIGITS_DIR {usps|svhn} [N=2000]
+set -euo pipefail
+if [ "$#" -lt 2 ]; then echo "usage: bash bench/p3_bench.sh DIGITS_DIR {usps|svhn} [N]" >&2; exit 2; fi
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+D="$1"; T="$2"; N="${3:-2000}"
+WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/$T"
+tail -n +2 "$D/$T/val.csv" | head -n "$N" > "$WORK/labels.csv"
+cut -d, -f1 "$WORK/labels.csv" | while read -r f; do ln -s "$D/$T/data/$f" "$WORK/$T/$f"; done
+start=$(date +%s.%N)
+bash "$HERE/hw2_3.sh" "$WORK/$T" "$WORK/pred.csv" >/dev/null
+end=$(date +%s.%N)
+python3 - "$WORK/labels.csv" "$WORK/pred.csv" "$start" "$end" "$T" <<'PY'
+import csv, sys
+truth = dict(row for row in csv.reader(open(sys.argv[1])))
+pred = list(csv.reader(open(sys.argv[2])))[1:]
+correct = sum(truth[name] == label for name, label in pred)
+print(f"{sys.argv[5]}: {len(pred)} images in {float(sys.argv[4]) - float(sys.argv[3]):.1f} s, accuracy {100 * correct / len(pred):.2f}%")
+PY
