@@ -4,7 +4,8 @@
 
 * ``digit_grid.png``: rows are digits 0–9, columns ten different starting noises;
 * ``reverse_process.png``: the first "0" of ``hw2_1.sh`` (same seed and settings) at six evenly
-  spaced points from pure noise (t = 1000) to the final image (t = 0), labelled with t.
+  spaced points from pure noise (t = 1000) to the final image (t = 0): the state x_t (top) and
+  the model's current prediction of x_0 (bottom).
 """
 from __future__ import annotations
 
@@ -25,19 +26,23 @@ from .generate import add_sampling_args, sampling_config  # noqa: E402
 from .sampling import generate, initial_noise, load_model  # noqa: E402
 
 
-def reverse_process(model, schedule, config, seed: int, points: int = 6) -> list[tuple[int, torch.Tensor]]:
-    """``[(t, x_t)]`` of the first "0" at ``points`` evenly spaced t from T to 0 (nearest visited step)."""
+def reverse_process(model, schedule, config, seed: int, points: int = 6) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    """``[(t, x_t, x0_pred)]`` of the first "0" at ``points`` evenly spaced t from T to 0 (nearest visited step).
+
+    ``x_t`` is the sampler's state; ``x0_pred`` its current guess of the clean image (DDIM eq. 9),
+    which shows the digit forming long before the noise in ``x_t`` fades.
+    """
     T = schedule.num_timesteps
     wanted = [round(T - k * T / (points - 1)) for k in range(points)]  # 1000, 800, …, 0
     first = initial_noise(1, seed)  # hw2_1.sh's first noise row is its first "0" (0_001.png)
-    states = {T: first.clone()}
+    states = {T: (first.clone(), torch.zeros_like(first))}
 
     def keep(t: int, s: int, x: torch.Tensor, x0: torch.Tensor) -> None:
-        states[max(s, 0)] = x[:1].cpu().clone()
+        states[max(s, 0)] = (x[:1].cpu().clone(), x0[:1].cpu().clone())
 
     generate(model, schedule, torch.zeros(1, dtype=torch.long), first, config, callback=keep)
     visited = sorted(states)
-    return [(w, states[min(visited, key=lambda v: abs(v - w))]) for w in wanted]
+    return [(w, *states[min(visited, key=lambda v: abs(v - w))]) for w in wanted]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,11 +62,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     save_grid(signed_to_uint8(digits), out / "digit_grid.png", nrow=10)
 
     frames = reverse_process(model, schedule, config, args.seed)
-    fig, axes = plt.subplots(1, len(frames), figsize=(1.6 * len(frames), 2.0))
-    for ax, (t, x) in zip(axes, frames):
-        ax.imshow(signed_to_uint8(x.clamp(-1, 1))[0].numpy(), interpolation="nearest")
-        ax.set_title(f"t = {t}")
-        ax.axis("off")
+    fig, axes = plt.subplots(2, len(frames), figsize=(1.6 * len(frames), 3.6))
+    for col, (t, x_t, x0_pred) in enumerate(frames):
+        for row, (image, name) in enumerate(((x_t, "$x_t$"), (x0_pred, "predicted $x_0$"))):
+            ax = axes[row][col]
+            ax.imshow(signed_to_uint8(image.clamp(-1, 1))[0].numpy(), interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"t = {t}")
+            if col == 0:
+                ax.set_ylabel(name)
     fig.tight_layout()
     fig.savefig(out / "reverse_process.png", dpi=150)
     plt.close(fig)

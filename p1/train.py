@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from hw2lib.checkpoints import half_state_dict, load_checkpoint, save_checkpoint
+from hw2lib.checkpoints import drop_log_after, half_state_dict, load_checkpoint, save_checkpoint
 from hw2lib.cli import UserError, pick_device, run_main, seed_everything
 from hw2lib.digits import load_split, to_signed
 from hw2lib.images import signed_to_uint8
@@ -110,13 +110,6 @@ def evaluate(ema: ConditionalUNet, schedule: NoiseSchedule, classifier, args) ->
 
 def inference_checkpoint(ema: ConditionalUNet, schedule: NoiseSchedule, step: int, **extra) -> dict:
     return {"model": half_state_dict(ema.state_dict()), "config": ema.config.to_dict(), "schedule": schedule.config(), "step": step, **extra}
-
-
-def drop_log_after(log: Path, step: int) -> None:
-    """Forget metrics lines past ``step`` (written after the checkpoint we resume from)."""
-    if log.exists():
-        lines = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= step]
-        log.write_text("".join(line + "\n" for line in lines))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

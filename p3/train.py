@@ -7,8 +7,10 @@ Methods (one CLI for the rows of the report's table):
 * ``source-only``  cross-entropy on MNIST-M only (the lower bound);
 * ``dann``         plain DANN: cross-entropy + a gradient-reversed domain discriminator;
 * ``dann-plus``    DANN + grayscale, per-image standardised input, per-domain batch statistics
-                   (separate BN batches in training, target statistics at test time), light affine
-                   / polarity augmentation and confidence-thresholded self-training on the target;
+                   (separate BN batches in training, target statistics at test time), affine /
+                   polarity augmentation, and self-training on the target from a mean teacher
+                   (an EMA of the network whose confident predictions become pseudo-labels; the
+                   teacher is what gets evaluated and shipped);
 * ``target-only``  cross-entropy on the labelled target train split (the upper bound).
 
 The target's labels are used only by ``target-only`` and for model selection on the target's
@@ -30,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from hw2lib.checkpoints import load_checkpoint, save_checkpoint
+from hw2lib.checkpoints import drop_log_after, load_checkpoint, save_checkpoint
 from hw2lib.cli import UserError, pick_device, run_main, seed_everything
 from hw2lib.digits import load_split, to_signed
 
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=ClassifierConfig.width, help="CNN width")
     p.add_argument("--confidence", type=float, default=0.95, help="dann-plus: pseudo-label confidence threshold")
     p.add_argument("--self-train-from", type=float, default=0.3, help="dann-plus: progress p at which self-training starts")
+    p.add_argument("--teacher-decay", type=float, default=0.99, help="dann-plus: EMA decay of the mean teacher")
     p.add_argument("--eval-every", type=int, default=250, help="evaluate on target val every N steps")
     p.add_argument("--seed", type=int, default=0, help="seed for init, batches and augmentation")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, …")
@@ -80,6 +83,21 @@ def augment(x: torch.Tensor, gen: torch.Generator, invert: bool) -> torch.Tensor
         flip = (torch.rand(n, generator=gen) < 0.5).to(x.device).view(-1, 1, 1, 1)
         x = torch.where(flip, -x, x)
     return x
+
+
+def batch_statistics_mode(model: nn.Module) -> nn.Module:
+    """BatchNorm normalises with the batch's own statistics, dropout is off: how the teacher labels a target batch."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.eval()
+    return model
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
+    for t, s in zip(teacher.parameters(), student.parameters()):
+        t.lerp_(s, 1.0 - decay)
 
 
 @torch.no_grad()
@@ -129,6 +147,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     domain_loss = DomainAdversarialLoss(DomainDiscriminator(config.feature_dim)).to(device)
     params = list(model.parameters()) + list(domain_loss.parameters())
     optimizer = torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=5e-4)
+    teacher = copy.deepcopy(model).requires_grad_(False) if plus else None
     step, best = 0, -1.0
     if (out_dir / "last.pt").exists():
         ckpt = load_checkpoint(out_dir / "last.pt", required=("model", "domain", "optimizer", "config", "step"))
@@ -137,14 +156,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         model.load_state_dict(ckpt["model"])
         domain_loss.load_state_dict(ckpt["domain"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        if teacher is not None:
+            teacher.load_state_dict(ckpt["teacher"])
         step, best = ckpt["step"], ckpt["best"]
+        drop_log_after(out_dir / "metrics.jsonl", step)
         print(f"resumed from {out_dir / 'last.pt'} at step {step}")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
     domain = "svhn" if "svhn" in str(args.target).lower() else "usps" if "usps" in str(args.target).lower() else Path(args.target).name
 
     def evaluate() -> tuple[float, DigitClassifier]:
-        scored = adapt_batchnorm(model, target_x[:4096]) if plus else model
+        scored = adapt_batchnorm(teacher, target_x[:4096]) if plus else model
         return accuracy(scored, val_x, val_y), scored
 
     bar = tqdm(total=args.steps, initial=step, desc=f"p3 {args.method}", dynamic_ncols=True)
@@ -176,7 +198,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             record["domain_acc"] = round(acc_d, 3)
             if plus and p >= args.self_train_from:
                 with torch.no_grad():
-                    probs = model(xt)[0].softmax(1)
+                    probs = batch_statistics_mode(teacher)(xt)[0].softmax(1)
                 conf, pseudo = probs.max(1)
                 mask = (conf >= args.confidence).float()
                 per_sample = F.cross_entropy(model(augment(xt, gen, invert=True))[0], pseudo, reduction="none")
@@ -185,6 +207,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if teacher is not None:
+            ema_update(teacher, model, args.teacher_decay)
         step += 1
         record.update(loss=round(loss.item(), 4), lr=round(annealed_lr(p, args.lr), 6), elapsed_s=round(time.time() - started, 1))
         bar.update(1)
@@ -197,6 +221,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 save_checkpoint({"model": scored.state_dict(), "config": config.to_dict(), "method": args.method,
                                  "domain": domain, "step": step, "val_accuracy": acc}, out_dir / "best.pt")
             save_checkpoint({"model": model.state_dict(), "domain": domain_loss.state_dict(), "optimizer": optimizer.state_dict(),
+                             "teacher": teacher.state_dict() if teacher is not None else {},
                              "config": config.to_dict(), "method": args.method, "step": step, "best": best}, out_dir / "last.pt")
             bar.write(f"step {step}: target val accuracy {acc:.4f} (best {best:.4f})")
         if step % 50 == 0 or "val_accuracy" in record:

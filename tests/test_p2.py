@@ -93,6 +93,10 @@ def diffusers_reference(unet: UNet, noises: list[torch.Tensor]) -> list[np.ndarr
     diffusers = pytest.importorskip("diffusers")
     scheduler = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=2e-2, beta_schedule="linear",
                                         clip_sample=True, set_alpha_to_one=False, steps_offset=1)
+    # the course computes ᾱ in float64 and casts (SPEC.md); diffusers accumulates it in float32
+    betas = np.linspace(1e-4, 2e-2, 1000, dtype=np.float64)
+    scheduler.alphas_cumprod = torch.from_numpy(np.cumprod(1 - betas)).float()
+    scheduler.final_alpha_cumprod = scheduler.alphas_cumprod[0]
     scheduler.set_timesteps(50)
     x = torch.cat(noises)
     with torch.no_grad():
