@@ -8,6 +8,7 @@ checkpoint (seed 0, as hw2_1.sh) and prints the grader-LeNet accuracy, the worst
 wall time, as a Markdown table. ``--ddpm-steps N`` also times N steps of the ancestral DDPM-style
 sampler (DDIM with η = 1 over a 400-step grid) on 1000 digits and reports 400 × the per-step time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,7 +53,10 @@ def main() -> None:
             per_digit = per_digit_accuracy(preds, labels)
             worst = min(per_digit, key=per_digit.get)
             acc = (preds == labels).float().mean().item()
-            print(f"| {steps} | {scale:g} | {100 * acc:.2f}% | {worst}: {100 * per_digit[worst]:.0f}% | {seconds:.1f} |", flush=True)
+            print(
+                f"| {steps} | {scale:g} | {100 * acc:.2f}% | {worst}: {100 * per_digit[worst]:.0f}% | {seconds:.1f} |",
+                flush=True,
+            )
     if args.ddpm_steps:
         sampler = DDIMSampler(schedule, num_inference_steps=400, steps_offset=0, eta=1.0)
         all_labels = torch.arange(10).repeat_interleave(100)
@@ -65,8 +69,10 @@ def main() -> None:
                 eps = eps_fn(x, torch.full((1000,), t, device=x.device))
                 x, _ = sampler.step(eps, x, t, s, generator=gen)
         per_step = (time.time() - started) / args.ddpm_steps
-        print(f"\n400-step ancestral sampler, 1000 digits: {per_step:.2f} s/step measured over {args.ddpm_steps} steps "
-              f"→ {400 * per_step:.0f} s for all 400 steps")
+        print(
+            f"\n400-step ancestral sampler, 1000 digits: {per_step:.2f} s/step measured over {args.ddpm_steps} steps "
+            f"→ {400 * per_step:.0f} s for all 400 steps"
+        )
 
 
 if __name__ == "__main__":

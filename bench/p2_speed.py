@@ -6,6 +6,7 @@ The course UNet's weights are not public, so this fills it with the golden-test 
 ``--measure-steps k < 50`` it times k DDIM steps on all noises and reports 50 × the per-step
 time (every step costs the same: one UNet forward of the whole batch).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,10 @@ def main() -> None:
     seconds = time.time() - started
     total = seconds * 50 / len(steps)
     how = "measured" if len(steps) == 50 else f"extrapolated from {len(steps)} measured steps"
-    print(f"{args.noises} noises at {args.size}×{args.size} on {args.device} (threads={torch.get_num_threads()}): "
-          f"{seconds / len(steps):.2f} s/step, {total:.0f} s for 50 steps ({how})")
+    print(
+        f"{args.noises} noises at {args.size}×{args.size} on {args.device} (threads={torch.get_num_threads()}): "
+        f"{seconds / len(steps):.2f} s/step, {total:.0f} s for 50 steps ({how})"
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ A training checkpoint is a dict ``{"model", "ema", "config", "step", …}`` of s
 values; an inference checkpoint keeps ``{"model", "config"}`` (weights in fp16 where that loses
 nothing). Models are rebuilt from ``config``, never from sizes restated in code.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Plumbing every entry point shares: user-facing errors, device choice and seeding."""
+
 from __future__ import annotations
 
 import random

@@ -12,6 +12,7 @@ The edge cases are named settings, as in diffusers' ``DDIMScheduler``:
 * ``clip_sample``       clamp the predicted x0 to [−1, 1] at every step.
 * ``eta``               0 is deterministic DDIM, 1 recovers DDPM's posterior variance.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

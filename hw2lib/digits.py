@@ -3,6 +3,7 @@
 Images are returned as uint8 tensors (N, 3, 28, 28); grayscale sources (USPS) are replicated to
 three channels, other sizes are resized, so every domain has one shape.
 """
+
 from __future__ import annotations
 
 import csv

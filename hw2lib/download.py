@@ -8,6 +8,7 @@ else over HTTP(S)) into a temporary file beside its destination, verified, and o
 place with ``os.replace``, so a half-downloaded or wrong file is never loadable. One line per
 checkpoint; exit status 1 naming each checkpoint that could not be made right.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,10 @@ def ensure(entry: dict, root: Path) -> tuple[bool, str]:
     state = "missing" if not path.exists() else "checksum mismatch"
     url = entry.get("url")
     if not url:
-        return False, (f"FAILED   {label}: {state} and the manifest has no URL for it; it is kept in git, "
-                       f"so restore it with: git checkout -- {entry['path']}")
+        return False, (
+            f"FAILED   {label}: {state} and the manifest has no URL for it; it is kept in git, "
+            f"so restore it with: git checkout -- {entry['path']}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
@@ -72,7 +75,10 @@ def ensure(entry: dict, root: Path) -> tuple[bool, str]:
         fetch(url, tmp)
         got = sha256(tmp)
         if got != entry["sha256"]:
-            return False, f"FAILED   {label}: downloaded file has sha256 {got[:12]}…, expected {entry['sha256'][:12]}…; nothing replaced"
+            return (
+                False,
+                f"FAILED   {label}: downloaded file has sha256 {got[:12]}…, expected {entry['sha256'][:12]}…; nothing replaced",
+            )
         os.replace(tmp, path)
         return True, f"fetched  {label} ({state} before) from {url}"
     except (OSError, ValueError, http.client.HTTPException) as err:
@@ -96,10 +102,14 @@ def load_manifest(path: Path) -> list[dict]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m hw2lib.download", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m hw2lib.download", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--manifest", default=str(REPO / "checkpoints.json"), help="checkpoint manifest (JSON)")
     p.add_argument("--root", default=str(REPO), help="folder the manifest's paths are relative to")
-    p.add_argument("--rehash", action="store_true", help="after retraining: rewrite size and sha256 of every present checkpoint")
+    p.add_argument(
+        "--rehash", action="store_true", help="after retraining: rewrite size and sha256 of every present checkpoint"
+    )
     return p
 
 

@@ -4,6 +4,7 @@ Conventions: model space is float [−1, 1] (P1, P3) or arbitrary floats normali
 files are 8-bit RGB PNGs. The float → uint8 rounding is ``torchvision.utils.save_image``'s
 (×255, +0.5, clamp to [0, 255], truncate), so our files match the course's byte for byte.
 """
+
 from __future__ import annotations
 
 import io

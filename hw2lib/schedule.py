@@ -3,6 +3,7 @@
 Timesteps are integer indices ``t`` in ``[0, num_timesteps)``; ``alphas_cumprod[t]`` is ᾱ_t with
 ``alphas_cumprod[0] = 1 - beta_start`` (0-indexed, as the course's reference code does).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 Input: RGB 28×28 uint8, scaled as ``ToTensor`` then ``Normalize(0.5, 0.5)``, i.e. to [−1, 1].
 The weights are the course's ``Classifier.pth`` (``{"state_dict": …}``), never shipped here.
 """
+
 from __future__ import annotations
 
 import os

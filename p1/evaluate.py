@@ -4,6 +4,7 @@
 
 As the grader does, every file in the folder is read as RGB and labelled by ``int(name[0])``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,9 @@ from hw2lib.images import save_grid
 from .classifier import load_classifier, per_digit_accuracy, predict
 
 
-def score_folder(folder: str | Path, classifier_path: str | Path) -> tuple[float, dict[int, float], torch.Tensor, torch.Tensor]:
+def score_folder(
+    folder: str | Path, classifier_path: str | Path
+) -> tuple[float, dict[int, float], torch.Tensor, torch.Tensor]:
     """(accuracy, per-digit accuracy, images uint8 (N, 3, 28, 28), labels) for every file in ``folder``."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -37,7 +40,9 @@ def score_folder(folder: str | Path, classifier_path: str | Path) -> tuple[float
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m p1.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m p1.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("folder", help="folder of generated digits (<digit>_<index>.png)")
     p.add_argument("--classifier", required=True, help="the grader's LeNet checkpoint (Classifier.pth)")
     p.add_argument("--grid", help="also save a grid PNG: the first 10 images of each digit, one row per digit")

@@ -7,6 +7,7 @@
   spaced points from pure noise (t = 1000) to the final image (t = 0): the state x_t (top) and
   the model's current prediction of x_0 (bottom).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,9 @@ from .generate import add_sampling_args, sampling_config  # noqa: E402
 from .sampling import generate, initial_noise, load_model  # noqa: E402
 
 
-def reverse_process(model, schedule, config, seed: int, points: int = 6) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+def reverse_process(
+    model, schedule, config, seed: int, points: int = 6
+) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
     """``[(t, x_t, x0_pred)]`` of the first "0" at ``points`` evenly spaced t from T to 0 (nearest visited step).
 
     ``x_t`` is the sampler's state; ``x0_pred`` its current guess of the clean image (DDIM eq. 9),
@@ -46,7 +49,9 @@ def reverse_process(model, schedule, config, seed: int, points: int = 6) -> list
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m p1.figures", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m p1.figures", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", required=True, help="folder for digit_grid.png and reverse_process.png")
     add_sampling_args(p)
     return p

@@ -6,6 +6,7 @@ Writes exactly ``0_001.png … 9_100.png`` (28×28 RGB) into OUT_DIR and nothing
 is a pure function of the checkpoint, the seed and the sampling settings: the starting noise is
 drawn on the CPU from ``--seed``, and DDIM with η = 0 adds no other randomness.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,9 @@ def digit_file_names(per_class: int) -> list[str]:
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
     """The flags every P1 sampling CLI shares (defaults from :class:`SamplingConfig`)."""
     d = SamplingConfig()
-    p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="P1 model checkpoint (model.pt/best.pt layout)")
+    p.add_argument(
+        "--checkpoint", default=str(DEFAULT_CHECKPOINT), help="P1 model checkpoint (model.pt/best.pt layout)"
+    )
     p.add_argument("--steps", type=int, default=d.steps, help="DDIM steps")
     p.add_argument("--guidance", type=float, default=d.guidance, help="classifier-free guidance scale (1 = none)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="digits per forward pass")
@@ -45,7 +48,9 @@ def sampling_config(args: argparse.Namespace) -> SamplingConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m p1.generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m p1.generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("out_dir", help="folder for the 1000 PNGs (created if missing)")
     p.add_argument("--per-class", type=int, default=100, help="digits per class (the grader wants 100)")
     add_sampling_args(p)
@@ -58,7 +63,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     started = time.time()
     model, schedule = load_model(args.checkpoint, pick_device(args.device))
     labels = torch.arange(NUM_CLASSES).repeat_interleave(args.per_class)
-    images = signed_to_uint8(generate(model, schedule, labels, initial_noise(len(labels), args.seed), sampling_config(args), progress=True))
+    images = signed_to_uint8(
+        generate(model, schedule, labels, initial_noise(len(labels), args.seed), sampling_config(args), progress=True)
+    )
     files = {name: encode_png(img) for name, img in zip(digit_file_names(args.per_class), images)}
     write_files_atomically(args.out_dir, files)
     print(f"wrote {len(files)} digits to {args.out_dir} in {time.time() - started:.1f} s")

@@ -9,6 +9,7 @@ To fit a CPU budget the network works on 2×2 patches: ``PixelUnshuffle(2)`` tur
 middle), and ``PixelShuffle(2)`` maps the 14×14×12 output back to 28×28×3. This costs ~4× less
 than a UNet at full resolution for the same widths.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,16 +22,16 @@ from torch import nn
 
 @dataclass
 class UNetConfig:
-    in_channels: int = 3                   # RGB
-    image_size: int = 28                   # H = W
-    patch_size: int = 2                    # space-to-depth factor before the UNet (1 = none)
-    channels: tuple = (64, 128)            # width per resolution level, highest resolution first
-    blocks_per_level: int = 1              # residual blocks per level on the way down (+1 on the way up)
-    attention_levels: tuple = (1,)         # levels with self-attention after each block
-    num_classes: int = 10                  # digits; label `num_classes` is the "no class" token
-    dropout: float = 0.0                   # dropout inside residual blocks
-    groups: int = 16                       # GroupNorm groups
-    heads: int = 4                         # attention heads
+    in_channels: int = 3  # RGB
+    image_size: int = 28  # H = W
+    patch_size: int = 2  # space-to-depth factor before the UNet (1 = none)
+    channels: tuple = (64, 128)  # width per resolution level, highest resolution first
+    blocks_per_level: int = 1  # residual blocks per level on the way down (+1 on the way up)
+    attention_levels: tuple = (1,)  # levels with self-attention after each block
+    num_classes: int = 10  # digits; label `num_classes` is the "no class" token
+    dropout: float = 0.0  # dropout inside residual blocks
+    groups: int = 16  # GroupNorm groups
+    heads: int = 4  # attention heads
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -133,7 +134,9 @@ class ConditionalUNet(nn.Module):
         self.up = nn.ModuleList()
         for level, width in reversed(list(enumerate(widths))):
             for _ in range(config.blocks_per_level + 1):
-                self.up.append(Level(ch + skip_channels.pop(), width, emb_dim, config, level in config.attention_levels))
+                self.up.append(
+                    Level(ch + skip_channels.pop(), width, emb_dim, config, level in config.attention_levels)
+                )
                 ch = width
             if level > 0:
                 self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))

@@ -7,6 +7,7 @@ Guidance convention (Ho & Salimans, 2022, eq. 6 written with s = 1 + w):
 so ``scale = 1`` is the plain conditional model, ``scale = 0`` the unconditional one, and
 ``scale > 1`` pushes samples towards their class.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-
 from tqdm.auto import tqdm
 
 from hw2lib.checkpoints import load_checkpoint, load_weights
@@ -37,16 +37,18 @@ class ClassifierFreeGuidance:
         if self.scale == 1.0:
             return self.model(x_t, t, self.labels)
         null = torch.full_like(self.labels, self.model.null_label)
-        eps_cond, eps_uncond = self.model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([self.labels, null])).chunk(2)
+        eps_cond, eps_uncond = self.model(
+            torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([self.labels, null])
+        ).chunk(2)
         return eps_uncond + self.scale * (eps_cond - eps_uncond)
 
 
 @dataclass
 class SamplingConfig:
-    steps: int = 20          # DDIM steps (chosen by measurement: see README, bench/p1_sweep.py)
-    guidance: float = 3.0    # classifier-free guidance scale s (1 = no guidance)
-    eta: float = 0.0         # 0: deterministic DDIM
-    batch_size: int = 500    # images per forward pass (×2 with guidance)
+    steps: int = 20  # DDIM steps (chosen by measurement: see README, bench/p1_sweep.py)
+    guidance: float = 3.0  # classifier-free guidance scale s (1 = no guidance)
+    eta: float = 0.0  # 0: deterministic DDIM
+    batch_size: int = 500  # images per forward pass (×2 with guidance)
 
 
 def load_model(path: str | os.PathLike, device: torch.device) -> tuple[ConditionalUNet, NoiseSchedule]:
@@ -87,6 +89,3 @@ def generate(
         eps_fn = ClassifierFreeGuidance(model, y.to(device), config.guidance)
         out.append(sampler.sample(eps_fn, x_T.to(device), generator=generator, callback=callback).cpu())
     return torch.cat(out)
-
-
-

@@ -8,6 +8,7 @@ Resumes from ``<out-dir>/last.pt`` when it exists. Every ``--save-every`` steps 
 ``hw2_1.sh`` loads). With ``--classifier`` it also samples digits every ``--eval-every`` steps,
 scores them with the grader's LeNet and keeps the best EMA as ``best.pt``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,9 @@ from .sampling import SamplingConfig, generate, initial_noise
 
 def build_parser() -> argparse.ArgumentParser:
     d = UNetConfig()
-    p = argparse.ArgumentParser(prog="python -m p1.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m p1.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data-root", required=True, help="MNIST-M folder in the course layout (data/, train.csv)")
     p.add_argument("--out-dir", required=True, help="folder for last.pt, model.pt, best.pt and metrics.jsonl")
     p.add_argument("--split", default="train", help="CSV split to train on (default: train)")
@@ -61,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-per-class", type=int, default=20, help="with --classifier: digits drawn per class")
     p.add_argument("--eval-steps", type=int, default=SamplingConfig.steps, help="with --classifier: DDIM steps")
     p.add_argument("--eval-guidance", type=float, default=SamplingConfig.guidance, help="with --classifier: CFG scale")
-    p.add_argument("--stop-after", type=int, help="stop this run after N steps (resume later; the LR schedule still spans --steps)")
+    p.add_argument(
+        "--stop-after", type=int, help="stop this run after N steps (resume later; the LR schedule still spans --steps)"
+    )
     p.add_argument("--limit", type=int, help="use only the first N training images (smoke tests)")
     p.add_argument("--dry-run", action="store_true", help="run 2 steps on 256 images, then stop")
     return p
@@ -83,7 +88,15 @@ def batch_indices(step: int, n: int, batch_size: int, rank: int, world: int, see
     return perm[rank::world][i * batch_size : (i + 1) * batch_size]
 
 
-def training_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, y: torch.Tensor, p_uncond: float, gen: torch.Generator, null_label: int) -> torch.Tensor:
+def training_loss(
+    model,
+    schedule: NoiseSchedule,
+    x0: torch.Tensor,
+    y: torch.Tensor,
+    p_uncond: float,
+    gen: torch.Generator,
+    null_label: int,
+) -> torch.Tensor:
     """The simple ε-MSE of DDPM (eq. 14) with labels dropped to ``null_label`` with prob. ``p_uncond``."""
     n = x0.shape[0]
     t = torch.randint(0, schedule.num_timesteps, (n,), generator=gen)
@@ -104,12 +117,20 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 def evaluate(ema: ConditionalUNet, schedule: NoiseSchedule, classifier, args) -> float:
     labels = torch.arange(10).repeat_interleave(args.eval_per_class)
     config = SamplingConfig(steps=args.eval_steps, guidance=args.eval_guidance)
-    images = signed_to_uint8(generate(ema, schedule, labels, initial_noise(len(labels), seed=1234), config)).permute(0, 3, 1, 2)
+    images = signed_to_uint8(generate(ema, schedule, labels, initial_noise(len(labels), seed=1234), config)).permute(
+        0, 3, 1, 2
+    )
     return (predict(classifier, images) == labels).float().mean().item()
 
 
 def inference_checkpoint(ema: ConditionalUNet, schedule: NoiseSchedule, step: int, **extra) -> dict:
-    return {"model": half_state_dict(ema.state_dict()), "config": ema.config.to_dict(), "schedule": schedule.config(), "step": step, **extra}
+    return {
+        "model": half_state_dict(ema.state_dict()),
+        "config": ema.config.to_dict(),
+        "schedule": schedule.config(),
+        "step": step,
+        **extra,
+    }
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -117,7 +138,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() and args.device != "cpu" else torch.device("cpu")
+        device = (
+            torch.device(f"cuda:{local_rank}")
+            if torch.cuda.is_available() and args.device != "cpu"
+            else torch.device("cpu")
+        )
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -132,7 +157,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     images, labels = load_split(args.data_root, args.split, limit=args.limit)
     if len(images) < args.batch_size * world:
-        raise UserError(f"{args.data_root}: {len(images)} images is fewer than one global batch ({args.batch_size * world})")
+        raise UserError(
+            f"{args.data_root}: {len(images)} images is fewer than one global batch ({args.batch_size * world})"
+        )
     config = UNetConfig(channels=tuple(args.channels), blocks_per_level=args.blocks_per_level)
     schedule = NoiseSchedule()
     model = ConditionalUNet(config).to(device)
@@ -157,11 +184,20 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
-        print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {len(images)} images, world size {world}, device {device}")
+        print(
+            f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {len(images)} images, world size {world}, device {device}"
+        )
 
     def save() -> None:
-        state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                 "config": config.to_dict(), "schedule": schedule.config(), "step": step, "best": best}
+        state = {
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "config": config.to_dict(),
+            "schedule": schedule.config(),
+            "step": step,
+            "best": best,
+        }
         save_checkpoint(state, out_dir / "last.pt")
         save_checkpoint(inference_checkpoint(ema, schedule, step), out_dir / "model.pt")
 
@@ -190,7 +226,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             continue
         record = {}
         if step % args.log_every == 0 or step == args.steps:
-            record = {"step": step, "loss": round(running, 5), "lr": lr_at(step - 1, args), "elapsed_s": round(time.time() - started, 1)}
+            record = {
+                "step": step,
+                "loss": round(running, 5),
+                "lr": lr_at(step - 1, args),
+                "elapsed_s": round(time.time() - started, 1),
+            }
         if classifier is not None and (step % args.eval_every == 0 or step == args.steps):
             acc = evaluate(ema, schedule, classifier, args)
             record.update(step=step, eval_accuracy=acc)

@@ -8,6 +8,7 @@
 
 The functions take any ε-model ``eps_fn(x, t)``, so they serve other models than the course UNet.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,10 @@ def lerp(x0: torch.Tensor, x1: torch.Tensor, alpha: float) -> torch.Tensor:
 
 def eta_grid(eps_fn: EpsFn, noises: torch.Tensor, device: torch.device, seed: int = 0) -> list[torch.Tensor]:
     """For each η in ETAS, samples (N, 3, H, W) from ``noises``; η > 0 noise from a seeded generator."""
-    return [ddim_images(eps_fn, noises, course_sampler(eta=eta), len(noises), device, torch.Generator().manual_seed(seed)) for eta in ETAS]
+    return [
+        ddim_images(eps_fn, noises, course_sampler(eta=eta), len(noises), device, torch.Generator().manual_seed(seed))
+        for eta in ETAS
+    ]
 
 
 def interpolation(eps_fn: EpsFn, x0: torch.Tensor, x1: torch.Tensor, how, device: torch.device) -> torch.Tensor:
@@ -71,7 +75,9 @@ def save_figure(rows: list[torch.Tensor], row_labels: list[str], col_labels: lis
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m p2.figures", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m p2.figures", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--noise-dir", required=True, help="folder with 00.pt … 03.pt")
     p.add_argument("--unet", required=True, help="the course's UNet state_dict (UNet.pt)")
     p.add_argument("--out", required=True, help="folder for the figure PNGs")

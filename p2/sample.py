@@ -7,6 +7,7 @@ of 32), taken in name order, becomes ``<stem>.png`` in OUT_DIR: the DDIM result,
 normalised per image and rounded as ``torchvision.utils.save_image`` does. This is the course's
 reference procedure (``../shared/SPEC.md``), which reproduces its ground truth to ~0.01 MSE.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,9 @@ EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def course_sampler(steps: int = 50, eta: float = 0.0) -> DDIMSampler:
     """The reference DDIM: linear β schedule, grid [981, …, 1], ᾱ[0] at the end, x0 clipped."""
-    return DDIMSampler(NoiseSchedule(), num_inference_steps=steps, steps_offset=1, set_alpha_to_one=False, clip_sample=True, eta=eta)
+    return DDIMSampler(
+        NoiseSchedule(), num_inference_steps=steps, steps_offset=1, set_alpha_to_one=False, clip_sample=True, eta=eta
+    )
 
 
 def load_unet(path: str | os.PathLike, device: torch.device) -> UNet:
@@ -45,8 +48,16 @@ def load_noise(path: Path) -> torch.Tensor:
     if not isinstance(noise, torch.Tensor):
         raise UserError(f"{path}: expected a tensor, found {type(noise).__name__}")
     image = noise[0] if noise.dim() == 4 and noise.shape[0] == 1 else noise
-    if image.dim() != 3 or image.shape[0] != 3 or image.shape[1] % 32 or image.shape[2] % 32 or not image.is_floating_point():
-        raise UserError(f"{path}: expected a float tensor of shape (1, 3, H, W) or (3, H, W) with H, W multiples of 32, got {tuple(noise.shape)} {noise.dtype}")
+    if (
+        image.dim() != 3
+        or image.shape[0] != 3
+        or image.shape[1] % 32
+        or image.shape[2] % 32
+        or not image.is_floating_point()
+    ):
+        raise UserError(
+            f"{path}: expected a float tensor of shape (1, 3, H, W) or (3, H, W) with H, W multiples of 32, got {tuple(noise.shape)} {noise.dtype}"
+        )
     return image.float()
 
 
@@ -73,7 +84,9 @@ def ddim_images(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m p2.sample", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m p2.sample", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("noise_dir", help="folder of noise tensors NN.pt")
     p.add_argument("out_dir", help="folder to write NN.png into (created if missing)")
     p.add_argument("unet", help="the course's UNet state_dict (UNet.pt)")
@@ -98,7 +111,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for shape in sorted({n.shape for n in noises.values()}):  # one batch stream per image size
         names = [k for k, n in noises.items() if n.shape == shape]
         x_T = torch.stack([noises[k] for k in names])
-        images = minmax_to_uint8(ddim_images(unet, x_T, sampler, args.batch_size, device, generator, progress=not args.quiet))
+        images = minmax_to_uint8(
+            ddim_images(unet, x_T, sampler, args.batch_size, device, generator, progress=not args.quiet)
+        )
         files.update({f"{name}.png": encode_png(img) for name, img in zip(names, images)})
     write_files_atomically(args.out_dir, dict(sorted(files.items())))
     print(f"wrote {len(files)} images to {args.out_dir}")

@@ -5,6 +5,7 @@ indices. Module names follow the course's ``UNet.pt`` exactly (``down1…down18`
 ``up1…up23``, ``out``) so its state_dict loads with ``strict=True``. The layout is documented in
 ``../shared/SPEC.md`` (P2) and checked key by key against the manifest in the tests.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 TIME_DIM = 512  # width of the time embedding MLP's output
-GROUPS = 32     # GroupNorm groups everywhere
+GROUPS = 32  # GroupNorm groups everywhere
 
 
 class TimeEmbedding(nn.Module):
@@ -23,7 +24,9 @@ class TimeEmbedding(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        self.register_buffer("inv_freq", torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim)))
+        self.register_buffer(
+            "inv_freq", torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+        )
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         angles = t.float()[:, None] * self.inv_freq[None, :]
@@ -89,27 +92,50 @@ def upsample(c: int) -> nn.Sequential:
 # (name, kind, c_in, c_out, attention); kinds: "conv" (stem), "res", "down", "up"
 DOWN_PATH = [
     ("down1", "conv", 3, 128, False),
-    ("down2", "res", 128, 128, False), ("down3", "res", 128, 128, False), ("down4", "down", 128, 128, False),
-    ("down5", "res", 128, 128, False), ("down6", "res", 128, 128, False), ("down7", "down", 128, 128, False),
-    ("down8", "res", 128, 256, False), ("down9", "res", 256, 256, False), ("down10", "down", 256, 256, False),
-    ("down11", "res", 256, 256, False), ("down12", "res", 256, 256, False), ("down13", "down", 256, 256, False),
-    ("down14", "res", 256, 512, True), ("down15", "res", 512, 512, True), ("down16", "down", 512, 512, False),
-    ("down17", "res", 512, 512, False), ("down18", "res", 512, 512, False),
+    ("down2", "res", 128, 128, False),
+    ("down3", "res", 128, 128, False),
+    ("down4", "down", 128, 128, False),
+    ("down5", "res", 128, 128, False),
+    ("down6", "res", 128, 128, False),
+    ("down7", "down", 128, 128, False),
+    ("down8", "res", 128, 256, False),
+    ("down9", "res", 256, 256, False),
+    ("down10", "down", 256, 256, False),
+    ("down11", "res", 256, 256, False),
+    ("down12", "res", 256, 256, False),
+    ("down13", "down", 256, 256, False),
+    ("down14", "res", 256, 512, True),
+    ("down15", "res", 512, 512, True),
+    ("down16", "down", 512, 512, False),
+    ("down17", "res", 512, 512, False),
+    ("down18", "res", 512, 512, False),
 ]
 MIDDLE = [("mid1", "res", 512, 512, True), ("mid2", "res", 512, 512, False)]
 # c_in of an up "res" block counts the concatenated skip: [x, skip]
 UP_PATH = [
-    ("up1", "res", 1024, 512, False), ("up2", "res", 1024, 512, False), ("up3", "res", 1024, 512, False),
+    ("up1", "res", 1024, 512, False),
+    ("up2", "res", 1024, 512, False),
+    ("up3", "res", 1024, 512, False),
     ("up4", "up", 512, 512, False),
-    ("up5", "res", 1024, 512, True), ("up6", "res", 1024, 512, True), ("up7", "res", 768, 512, True),
+    ("up5", "res", 1024, 512, True),
+    ("up6", "res", 1024, 512, True),
+    ("up7", "res", 768, 512, True),
     ("up8", "up", 512, 512, False),
-    ("up9", "res", 768, 256, False), ("up10", "res", 512, 256, False), ("up11", "res", 512, 256, False),
+    ("up9", "res", 768, 256, False),
+    ("up10", "res", 512, 256, False),
+    ("up11", "res", 512, 256, False),
     ("up12", "up", 256, 256, False),
-    ("up13", "res", 512, 256, False), ("up14", "res", 512, 256, False), ("up15", "res", 384, 256, False),
+    ("up13", "res", 512, 256, False),
+    ("up14", "res", 512, 256, False),
+    ("up15", "res", 384, 256, False),
     ("up16", "up", 256, 256, False),
-    ("up17", "res", 384, 128, False), ("up18", "res", 256, 128, False), ("up19", "res", 256, 128, False),
+    ("up17", "res", 384, 128, False),
+    ("up18", "res", 256, 128, False),
+    ("up19", "res", 256, 128, False),
     ("up20", "up", 128, 128, False),
-    ("up21", "res", 256, 128, False), ("up22", "res", 256, 128, False), ("up23", "res", 256, 128, False),
+    ("up21", "res", 256, 128, False),
+    ("up22", "res", 256, 128, False),
+    ("up23", "res", 256, 128, False),
 ]
 
 
@@ -126,7 +152,9 @@ def _make(kind: str, c_in: int, c_out: int, attention: bool) -> nn.Module:
 class UNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.time = nn.Sequential(TimeEmbedding(128), nn.Linear(128, TIME_DIM), nn.SiLU(), nn.Linear(TIME_DIM, TIME_DIM))
+        self.time = nn.Sequential(
+            TimeEmbedding(128), nn.Linear(128, TIME_DIM), nn.SiLU(), nn.Linear(TIME_DIM, TIME_DIM)
+        )
         for name, kind, c_in, c_out, attention in DOWN_PATH + MIDDLE + UP_PATH:
             self.add_module(name, _make(kind, c_in, c_out, attention))
         self.out = nn.Sequential(nn.GroupNorm(GROUPS, 128), nn.SiLU(), nn.Conv2d(128, 3, 3, padding=1))

@@ -5,6 +5,7 @@
   (source = 1, target = 0), plus the discriminator's domain accuracy.
 * :func:`adaptation_weight` and :func:`annealed_lr`: the paper's schedules of training progress p.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,12 @@ class DomainDiscriminator(nn.Module):
     def __init__(self, in_features: int, hidden: int = 256):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(in_features, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+            nn.Linear(in_features, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
             nn.Linear(hidden, 1),
         )
 

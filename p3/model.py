@@ -8,6 +8,7 @@ so training and ``hw2_3.sh`` can never disagree about it:
 * ``standardize``: per-image zero mean / unit variance (instance normalisation of the input),
   which removes most of the brightness and contrast gap between domains.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -18,11 +19,11 @@ from torch import nn
 
 @dataclass
 class ClassifierConfig:
-    grayscale: bool = False       # average RGB to one channel before the CNN
-    standardize: bool = False     # per-image mean/std normalisation of the input
-    width: int = 32               # channels of the first conv stage (×2, ×4 after each pooling)
-    feature_dim: int = 256        # size of the features fed to the label and domain heads
-    dropout: float = 0.3          # before the label head
+    grayscale: bool = False  # average RGB to one channel before the CNN
+    standardize: bool = False  # per-image mean/std normalisation of the input
+    width: int = 32  # channels of the first conv stage (×2, ×4 after each pooling)
+    feature_dim: int = 256  # size of the features fed to the label and domain heads
+    dropout: float = 0.3  # before the label head
     num_classes: int = 10
 
     def to_dict(self) -> dict:
@@ -39,10 +40,16 @@ class DigitClassifier(nn.Module):
         self.config = config
         w, c_in = config.width, 1 if config.grayscale else 3
         self.features = nn.Sequential(
-            *conv_bn(c_in, w), nn.MaxPool2d(2),              # 28 → 14
-            *conv_bn(w, 2 * w), nn.MaxPool2d(2),             # 14 → 7
-            *conv_bn(2 * w, 4 * w), nn.MaxPool2d(2),         # 7 → 3
-            nn.Flatten(), nn.Linear(4 * w * 9, config.feature_dim), nn.BatchNorm1d(config.feature_dim), nn.ReLU(inplace=True),
+            *conv_bn(c_in, w),
+            nn.MaxPool2d(2),  # 28 → 14
+            *conv_bn(w, 2 * w),
+            nn.MaxPool2d(2),  # 14 → 7
+            *conv_bn(2 * w, 4 * w),
+            nn.MaxPool2d(2),  # 7 → 3
+            nn.Flatten(),
+            nn.Linear(4 * w * 9, config.feature_dim),
+            nn.BatchNorm1d(config.feature_dim),
+            nn.ReLU(inplace=True),
         )
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.feature_dim, config.num_classes))
 

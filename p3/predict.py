@@ -6,6 +6,7 @@ The domain comes from the path: it must contain ``svhn`` or ``usps`` (case-insen
 and picks ``p3/checkpoints/<domain>_dann-plus.pt``. Every .png/.jpg/.jpeg in TEST_DIR, in name order, gets
 one row; grayscale, RGBA and odd-sized images are converted to 28×28 RGB first.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,9 @@ def predict_folder(model: DigitClassifier, files: list[Path], batch_size: int = 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m p3.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m p3.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("test_dir", help="folder of target-domain images; its path names svhn or usps")
     p.add_argument("out_csv", help="CSV to write (image_name,label)")
     p.add_argument("--checkpoint", help="classifier checkpoint (default: p3/checkpoints/<domain>_dann-plus.pt)")

@@ -3,11 +3,13 @@
     python -m p3.report --digits hw2_data/digits --runs runs/p3 --out figures/p3
 
 Reads ``<runs>/<target>_<method>/best.pt`` (a ``p3.train`` output) or ``<runs>/<target>_<method>.pt``
-(the shipped layout of ``p3/checkpoints``, the default) for target ∈ {svhn, usps} and every method, re-scores each on the target's val split, and writes ``accuracy.md`` and
+(the shipped layout of ``p3/checkpoints``, the default) for target ∈ {svhn, usps} and every
+method, re-scores each on the target's val split, and writes ``accuracy.md`` and
 ``accuracy.csv`` (rows: methods; columns: MNIST-M→SVHN, MNIST-M→USPS). Then, for each scenario,
 t-SNE of the feature extractor's output (``--tsne-method``, DANN by default) on validation images
 of both domains: ``tsne_<target>_class.png`` and ``tsne_<target>_domain.png``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +30,12 @@ from .predict import CHECKPOINT_DIR, load_classifier  # noqa: E402
 from .train import METHODS, accuracy  # noqa: E402
 
 TARGETS = ("svhn", "usps")
-ROW_NAMES = {"source-only": "Trained on source (MNIST-M)", "dann": "DANN", "dann-plus": "DANN+ (ours: see README)",
-             "target-only": "Trained on target"}
+ROW_NAMES = {
+    "source-only": "Trained on source (MNIST-M)",
+    "dann": "DANN",
+    "dann-plus": "DANN+ (ours: see README)",
+    "target-only": "Trained on target",
+}
 
 
 @torch.no_grad()
@@ -65,7 +71,9 @@ def write_table(table: dict, out: Path) -> None:
     lines = [f"| {ROW_NAMES[m]} | {fmt(r.get('svhn'))} | {fmt(r.get('usps'))} |" for m, r in table.items()]
     (out / "accuracy.md").write_text(header + "\n".join(lines) + "\n")
     cell = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
-    csv = ["method,mnistm_to_svhn,mnistm_to_usps"] + [f"{m},{cell(r.get('svhn'))},{cell(r.get('usps'))}" for m, r in table.items()]
+    csv = ["method,mnistm_to_svhn,mnistm_to_usps"] + [
+        f"{m},{cell(r.get('svhn'))},{cell(r.get('usps'))}" for m, r in table.items()
+    ]
     (out / "accuracy.csv").write_text("\n".join(csv) + "\n")
 
 
@@ -76,8 +84,10 @@ def tsne_plots(model, source_x, source_y, target_x, target_y, target: str, out: 
     emb = TSNE(n_components=2, init="pca", perplexity=30, random_state=seed).fit_transform(feats)
     classes = np.concatenate([source_y.numpy(), target_y.numpy()])
     domains = np.array([0] * len(source_x) + [1] * len(target_x))
-    for kind, colours, names, cmap in (("class", classes, [str(d) for d in range(10)], "tab10"),
-                                       ("domain", domains, ["MNIST-M", target.upper()], "coolwarm")):
+    for kind, colours, names, cmap in (
+        ("class", classes, [str(d) for d in range(10)], "tab10"),
+        ("domain", domains, ["MNIST-M", target.upper()], "coolwarm"),
+    ):
         fig, ax = plt.subplots(figsize=(5.5, 5))
         scatter = ax.scatter(emb[:, 0], emb[:, 1], c=colours, cmap=cmap, s=3, alpha=0.7)
         ax.legend(scatter.legend_elements()[0], names, loc="best", fontsize=7, markerscale=1.2)
@@ -89,9 +99,15 @@ def tsne_plots(model, source_x, source_y, target_x, target_y, target: str, out: 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m p3.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m p3.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--digits", required=True, help="folder holding mnistm/, svhn/ and usps/ (course layout)")
-    p.add_argument("--runs", default=str(CHECKPOINT_DIR), help="p3.train runs named <target>_<method>/ (default: the shipped checkpoints)")
+    p.add_argument(
+        "--runs",
+        default=str(CHECKPOINT_DIR),
+        help="p3.train runs named <target>_<method>/ (default: the shipped checkpoints)",
+    )
     p.add_argument("--out", required=True, help="folder for accuracy.md/.csv and the t-SNE PNGs")
     p.add_argument("--tsne-method", choices=METHODS, default="dann", help="whose feature extractor to plot")
     p.add_argument("--tsne-per-domain", type=int, default=1500, help="validation images per domain in each t-SNE")
@@ -118,7 +134,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             print(f"skipping t-SNE for {target}: {path} not found")
             continue
         target_x, target_y = load_split(digits / target, "val")
-        t_pick = torch.randperm(len(target_x), generator=torch.Generator().manual_seed(args.seed))[: args.tsne_per_domain]
+        t_pick = torch.randperm(len(target_x), generator=torch.Generator().manual_seed(args.seed))[
+            : args.tsne_per_domain
+        ]
         model = load_classifier(path, device)
         tsne_plots(model, source_x[pick], source_y[pick], target_x[t_pick], target_y[t_pick], target, out, args.seed)
         print(f"wrote tsne_{target}_class.png and tsne_{target}_domain.png")

@@ -17,6 +17,7 @@ The target's labels are used only by ``target-only`` and for model selection on 
 val split (the course's protocol). Resumes from ``<out-dir>/last.pt``; writes ``best.pt`` (the
 inference checkpoint ``hw2_3.sh`` loads) and ``metrics.jsonl``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,9 @@ METHODS = ("source-only", "dann", "dann-plus", "target-only")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m p3.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m p3.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--method", choices=METHODS, required=True, help="which row of the table to train")
     p.add_argument("--source", required=True, help="labelled source folder (course layout), e.g. …/digits/mnistm")
     p.add_argument("--target", required=True, help="target folder (course layout), e.g. …/digits/usps")
@@ -53,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.01, help="μ0 of the annealed SGD learning rate")
     p.add_argument("--width", type=int, default=ClassifierConfig.width, help="CNN width")
     p.add_argument("--confidence", type=float, default=0.95, help="dann-plus: pseudo-label confidence threshold")
-    p.add_argument("--self-train-from", type=float, default=0.3, help="dann-plus: progress p at which self-training starts")
+    p.add_argument(
+        "--self-train-from", type=float, default=0.3, help="dann-plus: progress p at which self-training starts"
+    )
     p.add_argument("--teacher-decay", type=float, default=0.99, help="dann-plus: EMA decay of the mean teacher")
     p.add_argument("--eval-every", type=int, default=250, help="evaluate on target val every N steps")
     p.add_argument("--seed", type=int, default=0, help="seed for init, batches and augmentation")
@@ -163,7 +168,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(f"resumed from {out_dir / 'last.pt'} at step {step}")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
-    domain = "svhn" if "svhn" in str(args.target).lower() else "usps" if "usps" in str(args.target).lower() else Path(args.target).name
+    domain = (
+        "svhn"
+        if "svhn" in str(args.target).lower()
+        else "usps"
+        if "usps" in str(args.target).lower()
+        else Path(args.target).name
+    )
 
     def evaluate() -> tuple[float, DigitClassifier]:
         scored = adapt_batchnorm(teacher, target_x[:4096]) if plus else model
@@ -210,7 +221,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if teacher is not None:
             ema_update(teacher, model, args.teacher_decay)
         step += 1
-        record.update(loss=round(loss.item(), 4), lr=round(annealed_lr(p, args.lr), 6), elapsed_s=round(time.time() - started, 1))
+        record.update(
+            loss=round(loss.item(), 4), lr=round(annealed_lr(p, args.lr), 6), elapsed_s=round(time.time() - started, 1)
+        )
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", best=f"{best:.4f}")
         if step % args.eval_every == 0 or step == args.steps:
@@ -218,11 +231,30 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             record["val_accuracy"] = acc
             if acc > best:
                 best = acc
-                save_checkpoint({"model": scored.state_dict(), "config": config.to_dict(), "method": args.method,
-                                 "domain": domain, "step": step, "val_accuracy": acc}, out_dir / "best.pt")
-            save_checkpoint({"model": model.state_dict(), "domain": domain_loss.state_dict(), "optimizer": optimizer.state_dict(),
-                             "teacher": teacher.state_dict() if teacher is not None else {},
-                             "config": config.to_dict(), "method": args.method, "step": step, "best": best}, out_dir / "last.pt")
+                save_checkpoint(
+                    {
+                        "model": scored.state_dict(),
+                        "config": config.to_dict(),
+                        "method": args.method,
+                        "domain": domain,
+                        "step": step,
+                        "val_accuracy": acc,
+                    },
+                    out_dir / "best.pt",
+                )
+            save_checkpoint(
+                {
+                    "model": model.state_dict(),
+                    "domain": domain_loss.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "teacher": teacher.state_dict() if teacher is not None else {},
+                    "config": config.to_dict(),
+                    "method": args.method,
+                    "step": step,
+                    "best": best,
+                },
+                out_dir / "last.pt",
+            )
             bar.write(f"step {step}: target val accuracy {acc:.4f} (best {best:.4f})")
         if step % 50 == 0 or "val_accuracy" in record:
             with open(out_dir / "metrics.jsonl", "a") as log:

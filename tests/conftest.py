@@ -1,4 +1,5 @@
 """Shared test fixtures: repository paths, the read-only ../shared assets, and script runners."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The shared diffusion core: schedule values, the DDIM timestep grid, determinism, and a diffusers cross-check."""
+
 import numpy as np
 import pytest
 import torch
@@ -87,14 +88,23 @@ def test_eta_positive_draws_only_from_the_given_generator():
 
 def test_callback_sees_every_step():
     seen = []
-    DDIMSampler(NoiseSchedule(), num_inference_steps=5).sample(toy_eps, torch.zeros(1, 1, 2, 2), callback=lambda t, s, x, x0: seen.append((t, s)))
+    DDIMSampler(NoiseSchedule(), num_inference_steps=5).sample(
+        toy_eps, torch.zeros(1, 1, 2, 2), callback=lambda t, s, x, x0: seen.append((t, s))
+    )
     assert seen == [(801, 601), (601, 401), (401, 201), (201, 1), (1, 0)]
 
 
 def test_matches_diffusers_ddim_scheduler():
     diffusers = pytest.importorskip("diffusers")
-    reference = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=2e-2, beta_schedule="linear",
-                                        clip_sample=True, set_alpha_to_one=False, steps_offset=1)
+    reference = diffusers.DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_start=1e-4,
+        beta_end=2e-2,
+        beta_schedule="linear",
+        clip_sample=True,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
     reference.set_timesteps(50)
     assert reference.timesteps.tolist() == DDIMSampler(NoiseSchedule()).timesteps()
     x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(5))

@@ -1,4 +1,5 @@
 """hw2_download.sh against a local HTTP server: fetch, reject bad checksums, survive cut transfers, idempotence."""
+
 import hashlib
 import http.server
 import json
@@ -117,7 +118,11 @@ def test_damaged_git_file_says_how_to_restore(tmp_path):
 def test_bad_manifest(tmp_path):
     (tmp_path / "m.json").write_text("{not json")
     result = download(tmp_path, tmp_path / "m.json")
-    assert result.returncode == 2 and result.stderr.startswith("error: ") and "not a valid checkpoint manifest" in result.stderr
+    assert (
+        result.returncode == 2
+        and result.stderr.startswith("error: ")
+        and "not a valid checkpoint manifest" in result.stderr
+    )
 
 
 def test_shipped_manifest_verifies():

@@ -1,4 +1,5 @@
 """P1: model shapes, the guidance convention, sampler determinism, hw2_1.sh files, training (DDP, resume)."""
+
 import os
 import subprocess
 import sys
@@ -9,14 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import REPO, assert_user_error, make_digit_dataset, run_module, run_script, shared_file
 from hw2lib.checkpoints import save_checkpoint
 from hw2lib.schedule import NoiseSchedule
 from p1.generate import digit_file_names
 from p1.model import ConditionalUNet, UNetConfig
 from p1.sampling import ClassifierFreeGuidance, SamplingConfig, generate, initial_noise, load_model
 from p1.train import inference_checkpoint
-
-from conftest import REPO, assert_user_error, make_digit_dataset, run_module, run_script, shared_file
 
 TINY = UNetConfig(channels=(16, 32), groups=8, heads=2)
 
@@ -42,7 +42,9 @@ def mnistm(tmp_path_factory) -> Path:
     return make_digit_dataset(tmp_path_factory.mktemp("data") / "mnistm", n=64, seed=0)
 
 
-@pytest.mark.parametrize("config", [UNetConfig(), TINY, UNetConfig(channels=(16, 32, 32), groups=8, patch_size=1, image_size=28)])
+@pytest.mark.parametrize(
+    "config", [UNetConfig(), TINY, UNetConfig(channels=(16, 32, 32), groups=8, patch_size=1, image_size=28)]
+)
 def test_model_output_shape(config):
     model = ConditionalUNet(config)
     x = torch.randn(3, 3, 28, 28)
@@ -78,7 +80,9 @@ def test_sampling_is_deterministic_and_batch_independent():
     assert torch.equal(a, generate(model, schedule, labels, noise, SamplingConfig(steps=5, batch_size=20)))
     generator = torch.Generator().manual_seed(1)
     c1 = generate(model, schedule, labels, noise, SamplingConfig(steps=5, eta=1.0), generator=generator)
-    c2 = generate(model, schedule, labels, noise, SamplingConfig(steps=5, eta=1.0), generator=torch.Generator().manual_seed(1))
+    c2 = generate(
+        model, schedule, labels, noise, SamplingConfig(steps=5, eta=1.0), generator=torch.Generator().manual_seed(1)
+    )
     assert torch.equal(c1, c2)
 
 
@@ -146,14 +150,32 @@ def test_bad_inputs(tmp_path, tiny_checkpoint):
     (tmp_path / "bad.pt").write_bytes(b"\x00garbage")
     assert_user_error(run_module("p1.generate", tmp_path / "o", "--checkpoint", tmp_path / "bad.pt"), "not a loadable")
     torch.save({"model": {}, "config": {"nope": 1}, "schedule": {}}, tmp_path / "cfg.pt")
-    assert_user_error(run_module("p1.generate", tmp_path / "o", "--checkpoint", tmp_path / "cfg.pt"), "does not describe a P1 model")
+    assert_user_error(
+        run_module("p1.generate", tmp_path / "o", "--checkpoint", tmp_path / "cfg.pt"), "does not describe a P1 model"
+    )
     assert not (tmp_path / "o").exists()
-    assert_user_error(run_module("p1.evaluate", tmp_path / "nothing", "--classifier", tmp_path / "c.pth"), "no such directory")
+    assert_user_error(
+        run_module("p1.evaluate", tmp_path / "nothing", "--classifier", tmp_path / "c.pth"), "no such directory"
+    )
 
 
 def train_args(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["--data-root", str(data), "--out-dir", str(out), "--batch-size", "16", "--channels", "16", "32",
-            "--save-every", "1", "--warmup", "1", *extra]
+    return [
+        "--data-root",
+        str(data),
+        "--out-dir",
+        str(out),
+        "--batch-size",
+        "16",
+        "--channels",
+        "16",
+        "32",
+        "--save-every",
+        "1",
+        "--warmup",
+        "1",
+        *extra,
+    ]
 
 
 def load_last(out: Path) -> dict:
@@ -178,8 +200,18 @@ def test_resume_reproduces_the_next_step(mnistm, tmp_path):
 
 def test_ddp_step_on_two_cpu_processes(mnistm, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "p1.train", *train_args(mnistm, out, "--steps", "2", "--device", "cpu")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "p1.train",
+        *train_args(mnistm, out, "--steps", "2", "--device", "cpu"),
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

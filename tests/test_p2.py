@@ -1,4 +1,5 @@
 """P2: the face UNet against the course's manifest and golden forward pass; hw2_2.sh end to end."""
+
 import csv
 from pathlib import Path
 
@@ -7,11 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import assert_user_error, run_script, shared_file
 from hw2lib.checkpoints import check_state_dict
 from hw2lib.cli import UserError
 from p2.unet import UNet, golden_init_
-
-from conftest import assert_user_error, run_script, shared_file
 
 SIZE = 64  # the smallest side the UNet's five down-samplings and 16×16-attention layout allow cheaply
 
@@ -91,8 +91,15 @@ def test_state_dict_check_names_bad_keys(unet):
 def diffusers_reference(unet: UNet, noises: list[torch.Tensor]) -> list[np.ndarray]:
     """An independent DDIM: diffusers' scheduler configured as the course's procedure, then save_image's rounding."""
     diffusers = pytest.importorskip("diffusers")
-    scheduler = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=2e-2, beta_schedule="linear",
-                                        clip_sample=True, set_alpha_to_one=False, steps_offset=1)
+    scheduler = diffusers.DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_start=1e-4,
+        beta_end=2e-2,
+        beta_schedule="linear",
+        clip_sample=True,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
     # the course computes ᾱ in float64 and casts (SPEC.md); diffusers accumulates it in float32
     betas = np.linspace(1e-4, 2e-2, 1000, dtype=np.float64)
     scheduler.alphas_cumprod = torch.from_numpy(np.cumprod(1 - betas)).float()
@@ -127,6 +134,7 @@ def test_hw2_2_matches_independent_reference(tame_unet, unet_file, noise_dir, tm
 
 # ---------- bad input: one clear line, non-zero exit, nothing written ----------
 
+
 def test_missing_noise_dir(unet_file, tmp_path):
     result = run_script("hw2_2.sh", tmp_path / "nope", tmp_path / "out", unet_file)
     assert_user_error(result, str(tmp_path / "nope"), "no such directory")
@@ -141,13 +149,16 @@ def test_empty_noise_dir(unet_file, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("content, expected", [
-    ({"noise": torch.zeros(1)}, "expected a tensor, found dict"),
-    (torch.zeros(1, 3, 64, 60), "got (1, 3, 64, 60)"),
-    (torch.zeros(1, 1, 64, 64), "got (1, 1, 64, 64)"),
-    (torch.zeros(1, 3, 64, 64, dtype=torch.long), "torch.int64"),
-    (b"garbage", "not a loadable noise tensor"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ({"noise": torch.zeros(1)}, "expected a tensor, found dict"),
+        (torch.zeros(1, 3, 64, 60), "got (1, 3, 64, 60)"),
+        (torch.zeros(1, 1, 64, 64), "got (1, 1, 64, 64)"),
+        (torch.zeros(1, 3, 64, 64, dtype=torch.long), "torch.int64"),
+        (b"garbage", "not a loadable noise tensor"),
+    ],
+)
 def test_bad_noise_file(unet_file, noise_dir, tmp_path, content, expected):
     folder = tmp_path / "noise"
     folder.mkdir()

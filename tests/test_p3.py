@@ -1,4 +1,5 @@
 """P3: gradient reversal, DANN schedules, domain detection, hw2_3.sh's CSV and every bad input."""
+
 import csv
 import math
 from pathlib import Path
@@ -7,13 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import REPO, assert_user_error, make_digit_dataset, run_module, run_script
 from hw2lib.checkpoints import save_checkpoint
 from hw2lib.cli import UserError
 from p3.dann import DomainAdversarialLoss, DomainDiscriminator, adaptation_weight, annealed_lr, grad_reverse
 from p3.model import ClassifierConfig, DigitClassifier
 from p3.predict import detect_domain
-
-from conftest import REPO, assert_user_error, make_digit_dataset, run_module, run_script
 
 
 @pytest.mark.parametrize("lambd", [0.0, 0.3, 1.0])
@@ -57,8 +57,15 @@ def test_classifier_returns_logits_and_features():
         assert logits.shape == (4, 10) and feats.shape == (4, config.feature_dim)
 
 
-@pytest.mark.parametrize("path, domain", [("/data/hw2_data/digits/svhn/test", "svhn"), ("/x/USPS/test", "usps"),
-                                          ("/x/Svhn_private", "svhn"), ("relative/usps", "usps")])
+@pytest.mark.parametrize(
+    "path, domain",
+    [
+        ("/data/hw2_data/digits/svhn/test", "svhn"),
+        ("/x/USPS/test", "usps"),
+        ("/x/Svhn_private", "svhn"),
+        ("relative/usps", "usps"),
+    ],
+)
 def test_detect_domain(path, domain):
     assert detect_domain(path) == domain
 
@@ -125,7 +132,9 @@ def test_hw2_3_with_shipped_checkpoints(domain, tmp_path):
 def test_bad_inputs(usps_checkpoint, tmp_path):
     ck = ["--checkpoint", usps_checkpoint]
     out = tmp_path / "out.csv"
-    assert_user_error(run_module("p3.predict", tmp_path / "usps_missing", out, *ck), "usps_missing", "no such directory")
+    assert_user_error(
+        run_module("p3.predict", tmp_path / "usps_missing", out, *ck), "usps_missing", "no such directory"
+    )
     (tmp_path / "usps_empty").mkdir()
     assert_user_error(run_module("p3.predict", tmp_path / "usps_empty", out, *ck), "no image files")
     broken = tmp_path / "usps_broken"
@@ -149,8 +158,27 @@ def test_train_smoke_every_method(tmp_path):
     target = make_digit_dataset(tmp_path / "usps", n=40, seed=3, mode="L")
     for method in ("source-only", "dann", "dann-plus", "target-only"):
         out = tmp_path / f"run_{method}"
-        result = run_module("p3.train", "--method", method, "--source", source, "--target", target, "--out-dir", out,
-                            "--steps", "4", "--batch-size", "8", "--eval-every", "2", "--self-train-from", "0.5", "--confidence", "0")
+        result = run_module(
+            "p3.train",
+            "--method",
+            method,
+            "--source",
+            source,
+            "--target",
+            target,
+            "--out-dir",
+            out,
+            "--steps",
+            "4",
+            "--batch-size",
+            "8",
+            "--eval-every",
+            "2",
+            "--self-train-from",
+            "0.5",
+            "--confidence",
+            "0",
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         best = torch.load(out / "best.pt", weights_only=True)
         assert best["method"] == method and best["domain"] == "usps" and 0 <= best["val_accuracy"] <= 1
