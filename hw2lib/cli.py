@@ -36,6 +36,15 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def exact_float32() -> None:
+    """Deterministic cuDNN kernels and no TF32: inference gives the same bits on every run and
+    computes in true float32 on any GPU, as the course's reference outputs were computed."""
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)

@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from hw2lib.cli import pick_device, run_main  # noqa: E402
+from hw2lib.cli import exact_float32, pick_device, run_main  # noqa: E402
 from hw2lib.images import save_grid, signed_to_uint8  # noqa: E402
 
 from .generate import add_sampling_args, sampling_config  # noqa: E402
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     out = Path(args.out)
+    exact_float32()
     model, schedule = load_model(args.checkpoint, pick_device(args.device))
     config = sampling_config(args)
     labels = torch.arange(10).repeat_interleave(10)

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from hw2lib.cli import pick_device, run_main
+from hw2lib.cli import exact_float32, pick_device, run_main
 from hw2lib.images import check_output_dir, encode_png, signed_to_uint8, write_files_atomically
 
 from .sampling import SamplingConfig, generate, initial_noise, load_model
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     check_output_dir(args.out_dir)
+    exact_float32()
     started = time.time()
     model, schedule = load_model(args.checkpoint, pick_device(args.device))
     labels = torch.arange(NUM_CLASSES).repeat_interleave(args.per_class)

@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from hw2lib.cli import UserError, pick_device, run_main  # noqa: E402
+from hw2lib.cli import UserError, exact_float32, pick_device, run_main  # noqa: E402
 from hw2lib.images import minmax_to_uint8  # noqa: E402
 
 from .sample import EpsFn, course_sampler, ddim_images, load_noise, load_unet  # noqa: E402
@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     noise_dir, out = Path(args.noise_dir), Path(args.out)
+    exact_float32()
     names = ["00", "01", "02", "03"]
     missing = [n for n in names if not (noise_dir / f"{n}.pt").is_file()]
     if missing:

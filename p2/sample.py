@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hw2lib.checkpoints import load_file, load_weights
-from hw2lib.cli import UserError, pick_device, run_main
+from hw2lib.cli import UserError, exact_float32, pick_device, run_main
 from hw2lib.ddim import DDIMSampler
 from hw2lib.images import check_output_dir, encode_png, list_files, minmax_to_uint8, write_files_atomically
 from hw2lib.schedule import NoiseSchedule
@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     check_output_dir(args.out_dir)
+    exact_float32()
     noises = load_noises(args.noise_dir)
     device = pick_device(args.device)
     unet = load_unet(args.unet, device)

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 import torch
 
 from hw2lib.checkpoints import load_checkpoint, load_weights
-from hw2lib.cli import UserError, pick_device, run_main
+from hw2lib.cli import UserError, exact_float32, pick_device, run_main
 from hw2lib.digits import read_images, to_signed
 from hw2lib.images import list_images, write_text_atomically
 
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     domain = detect_domain(args.test_dir)
+    exact_float32()
     if Path(args.out_csv).is_dir():
         raise UserError(f"{args.out_csv}: is a directory (expected a CSV file path)")
     files = list_images(args.test_dir)
