@@ -2,7 +2,8 @@
 
     python -m p1.figures --out figures/p1
 
-* ``digit_grid.png``: rows are digits 0–9, columns ten different starting noises;
+* ``digit_grid.png``: rows are digits 0–9, columns ten different starting noises: the first ten
+  digits of each class that ``hw2_1.sh`` writes (same seed and settings);
 * ``reverse_process.png``: the first "0" of ``hw2_1.sh`` (same seed and settings) at six evenly
   spaced points from pure noise (t = 1000) to the final image (t = 0): the state x_t (top) and
   the model's current prediction of x_0 (bottom).
@@ -23,21 +24,21 @@ import torch  # noqa: E402
 from hw2lib.cli import exact_float32, pick_device, run_main  # noqa: E402
 from hw2lib.images import save_grid, signed_to_uint8  # noqa: E402
 
-from .generate import add_sampling_args, sampling_config  # noqa: E402
-from .sampling import generate, initial_noise, load_model  # noqa: E402
+from .generate import add_sampling_args, load_selector, sampling_config  # noqa: E402
+from .sampling import draw_digits, generate, initial_noise, load_model  # noqa: E402
 
 
 def reverse_process(
-    model, schedule, config, seed: int, points: int = 6
+    model, schedule, config, first: torch.Tensor, points: int = 6
 ) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
-    """``[(t, x_t, x0_pred)]`` of the first "0" at ``points`` evenly spaced t from T to 0 (nearest visited step).
+    """``[(t, x_t, x0_pred)]`` of a "0" drawn from noise ``first`` (1, 3, 28, 28) at ``points`` evenly
+    spaced t from T to 0 (the nearest step the sampler visits).
 
     ``x_t`` is the sampler's state; ``x0_pred`` its current guess of the clean image (DDIM eq. 9),
     which shows the digit forming long before the noise in ``x_t`` fades.
     """
     T = schedule.num_timesteps
     wanted = [round(T - k * T / (points - 1)) for k in range(points)]  # 1000, 800, …, 0
-    first = initial_noise(1, seed)  # hw2_1.sh's first noise row is its first "0" (0_001.png)
     states = {T: (first.clone(), torch.zeros_like(first))}
 
     def keep(t: int, s: int, x: torch.Tensor, x0: torch.Tensor) -> None:
@@ -61,13 +62,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     out = Path(args.out)
     exact_float32()
-    model, schedule = load_model(args.checkpoint, pick_device(args.device))
+    device = pick_device(args.device)
+    model, schedule = load_model(args.checkpoint, device)
     config = sampling_config(args)
-    labels = torch.arange(10).repeat_interleave(10)
-    digits = generate(model, schedule, labels, initial_noise(100, args.seed + 1), config, progress=True)
-    save_grid(signed_to_uint8(digits), out / "digit_grid.png", nrow=10)
+    # exactly what hw2_1.sh draws: the grid shows 0_001…0_010, 1_001…1_010, …
+    digits, _, rows = draw_digits(model, schedule, 100, args.seed, config, load_selector(args, device), progress=True)
+    save_grid(
+        signed_to_uint8(digits.view(10, 100, *digits.shape[1:])[:, :10].flatten(0, 1)), out / "digit_grid.png", 10
+    )
 
-    frames = reverse_process(model, schedule, config, args.seed)
+    first_zero = int(rows[0])  # the noise row behind 0_001.png
+    frames = reverse_process(model, schedule, config, initial_noise(first_zero + 1, args.seed)[first_zero:])
     fig, axes = plt.subplots(2, len(frames), figsize=(1.6 * len(frames), 3.6))
     for col, (t, x_t, x0_pred) in enumerate(frames):
         for row, (image, name) in enumerate(((x_t, "$x_t$"), (x0_pred, "predicted $x_0$"))):

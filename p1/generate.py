@@ -18,10 +18,12 @@ import torch
 
 from hw2lib.cli import exact_float32, pick_device, run_main
 from hw2lib.images import check_output_dir, encode_png, signed_to_uint8, write_files_atomically
+from p3.predict import load_classifier
 
-from .sampling import SamplingConfig, generate, initial_noise, load_model
+from .sampling import SamplingConfig, draw_digits, load_model
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "ddpm_mnistm.pt"
+DEFAULT_SELECTOR = Path(__file__).resolve().parent / "checkpoints" / "selector_mnistm.pt"
 NUM_CLASSES = 10
 
 
@@ -39,12 +41,23 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=d.steps, help="DDIM steps")
     p.add_argument("--guidance", type=float, default=d.guidance, help="classifier-free guidance scale (1 = none)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="digits per forward pass")
+    p.add_argument(
+        "--oversample", type=float, default=d.oversample, help="candidates per kept digit (1 = no selection)"
+    )
+    p.add_argument("--selector", default=str(DEFAULT_SELECTOR), help="MNIST-M classifier that picks among candidates")
     p.add_argument("--seed", type=int, default=0, help="seed of the starting noise")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, …")
 
 
 def sampling_config(args: argparse.Namespace) -> SamplingConfig:
-    return SamplingConfig(steps=args.steps, guidance=args.guidance, batch_size=args.batch_size)
+    return SamplingConfig(
+        steps=args.steps, guidance=args.guidance, batch_size=args.batch_size, oversample=args.oversample
+    )
+
+
+def load_selector(args: argparse.Namespace, device: torch.device):
+    """The candidate selector (a P3 ``DigitClassifier`` trained on MNIST-M), or None without oversampling."""
+    return load_classifier(args.selector, device) if args.oversample > 1 else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,11 +75,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     check_output_dir(args.out_dir)
     exact_float32()
     started = time.time()
-    model, schedule = load_model(args.checkpoint, pick_device(args.device))
-    labels = torch.arange(NUM_CLASSES).repeat_interleave(args.per_class)
-    images = signed_to_uint8(
-        generate(model, schedule, labels, initial_noise(len(labels), args.seed), sampling_config(args), progress=True)
+    device = pick_device(args.device)
+    model, schedule = load_model(args.checkpoint, device)
+    digits, _, _ = draw_digits(
+        model, schedule, args.per_class, args.seed, sampling_config(args), load_selector(args, device), progress=True
     )
+    images = signed_to_uint8(digits)
     files = {name: encode_png(img) for name, img in zip(digit_file_names(args.per_class), images)}
     write_files_atomically(args.out_dir, files)
     print(f"wrote {len(files)} digits to {args.out_dir} in {time.time() - started:.1f} s")

@@ -10,16 +10,19 @@ so ``scale = 1`` is the plain conditional model, ``scale = 0`` the unconditional
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from hw2lib.checkpoints import load_checkpoint, load_weights
 from hw2lib.cli import UserError
 from hw2lib.ddim import DDIMSampler, StepCallback
+from hw2lib.images import signed_to_uint8
 from hw2lib.schedule import NoiseSchedule
 
 from .model import ConditionalUNet, UNetConfig
@@ -49,6 +52,7 @@ class SamplingConfig:
     guidance: float = 3.0  # classifier-free guidance scale s (1 = no guidance)
     eta: float = 0.0  # 0: deterministic DDIM
     batch_size: int = 500  # images per forward pass (×2 with guidance)
+    oversample: float = 1.0  # candidates drawn per kept digit; > 1 keeps those a selector is surest of
 
 
 def load_model(path: str | os.PathLike, device: torch.device) -> tuple[ConditionalUNet, NoiseSchedule]:
@@ -89,3 +93,39 @@ def generate(
         eps_fn = ClassifierFreeGuidance(model, y.to(device), config.guidance)
         out.append(sampler.sample(eps_fn, x_T.to(device), generator=generator, callback=callback).cpu())
     return torch.cat(out)
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """[−1, 1] floats → what the PNG file will hold, back in [−1, 1] (uint8 rounding applied)."""
+    return signed_to_uint8(x).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+@torch.no_grad()
+def draw_digits(
+    model: ConditionalUNet,
+    schedule: NoiseSchedule,
+    per_class: int,
+    seed: int,
+    config: SamplingConfig,
+    selector: Optional[nn.Module] = None,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``per_class`` digits of each class 0–9, digit-major: (images in [−1, 1], labels, noise rows).
+
+    With a ``selector`` (a digit classifier returning ``(logits, features)`` for [−1, 1] RGB) and
+    ``config.oversample > 1``, ``ceil(per_class · oversample)`` candidates are drawn per class and
+    the ``per_class`` the selector gives the highest probability of their own class are kept, in
+    candidate order: rejection sampling that drops the malformed tail of the generator. The third
+    tensor holds each kept digit's row in ``initial_noise(10 · candidates, seed)``.
+    """
+    candidates = math.ceil(per_class * config.oversample) if selector is not None else per_class
+    labels = torch.arange(10).repeat_interleave(candidates)
+    x = generate(model, schedule, labels, initial_noise(len(labels), seed), config, progress=progress)
+    keep = torch.arange(len(labels))
+    if candidates > per_class:
+        device = next(selector.parameters()).device
+        probs = torch.cat([selector(quantize(c).to(device))[0].softmax(1).cpu() for c in x.split(config.batch_size)])
+        score = probs[torch.arange(len(labels)), labels].view(10, candidates)
+        best = score.topk(per_class, dim=1).indices.sort(dim=1).values
+        keep = (best + candidates * torch.arange(10).view(-1, 1)).flatten()
+    return x[keep], labels[keep], keep

@@ -1,6 +1,5 @@
 """The report commands: P2's η grid / interpolation helpers, P1's figures and P3's table + t-SNE, on tiny inputs."""
 
-
 import torch
 from PIL import Image
 
@@ -10,6 +9,7 @@ from hw2lib.schedule import NoiseSchedule
 from p1.model import ConditionalUNet, UNetConfig
 from p1.train import inference_checkpoint
 from p2.figures import ALPHAS, ETAS, eta_grid, interpolation, lerp, save_figure, slerp
+from p3.model import ClassifierConfig, DigitClassifier
 
 
 def toy_eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -44,7 +44,19 @@ def test_p1_figures_command(tmp_path):
     torch.manual_seed(0)
     model = ConditionalUNet(UNetConfig(channels=(16, 32), groups=8, heads=2))
     save_checkpoint(inference_checkpoint(model, NoiseSchedule(), step=0), tmp_path / "tiny.pt")
-    result = run_module("p1.figures", "--out", tmp_path / "fig", "--checkpoint", tmp_path / "tiny.pt", "--steps", "5")
+    selector = DigitClassifier(ClassifierConfig(width=8, feature_dim=16)).eval()
+    save_checkpoint({"model": selector.state_dict(), "config": selector.config.to_dict()}, tmp_path / "sel.pt")
+    args = [
+        "--checkpoint",
+        tmp_path / "tiny.pt",
+        "--selector",
+        tmp_path / "sel.pt",
+        "--oversample",
+        "1.2",
+        "--steps",
+        "3",
+    ]
+    result = run_module("p1.figures", "--out", tmp_path / "fig", *args)
     assert result.returncode == 0, result.stderr
     with Image.open(tmp_path / "fig" / "digit_grid.png") as grid:
         assert grid.size == (10 * 30 + 2, 10 * 30 + 2)  # 10×10 digits of 28 px with 2 px gaps

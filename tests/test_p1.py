@@ -15,8 +15,17 @@ from hw2lib.checkpoints import save_checkpoint
 from hw2lib.schedule import NoiseSchedule
 from p1.generate import digit_file_names
 from p1.model import ConditionalUNet, UNetConfig
-from p1.sampling import ClassifierFreeGuidance, SamplingConfig, generate, initial_noise, load_model
+from p1.sampling import (
+    ClassifierFreeGuidance,
+    SamplingConfig,
+    draw_digits,
+    generate,
+    initial_noise,
+    load_model,
+    quantize,
+)
 from p1.train import inference_checkpoint
+from p3.model import ClassifierConfig, DigitClassifier
 
 TINY = UNetConfig(channels=(16, 32), groups=8, heads=2)
 
@@ -34,6 +43,15 @@ def tiny_model(seed: int = 0) -> ConditionalUNet:
 def tiny_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("p1") / "tiny.pt"
     save_checkpoint(inference_checkpoint(tiny_model(), NoiseSchedule(), step=0), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_selector(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    selector = DigitClassifier(ClassifierConfig(width=8, feature_dim=16)).eval()
+    path = tmp_path_factory.mktemp("p1") / "selector.pt"
+    save_checkpoint({"model": selector.state_dict(), "config": selector.config.to_dict()}, path)
     return path
 
 
@@ -86,6 +104,24 @@ def test_sampling_is_deterministic_and_batch_independent():
     assert torch.equal(c1, c2)
 
 
+def test_selection_keeps_the_most_confident_candidates():
+    model, schedule = tiny_model(), NoiseSchedule()
+    torch.manual_seed(1)
+    selector = DigitClassifier(ClassifierConfig(width=8, feature_dim=16)).eval()
+    config = SamplingConfig(steps=3, oversample=2.0)
+    digits, labels, rows = draw_digits(model, schedule, per_class=2, seed=5, config=config, selector=selector)
+    assert digits.shape == (20, 3, 28, 28) and labels.tolist() == [d for d in range(10) for _ in range(2)]
+    every = generate(model, schedule, torch.arange(10).repeat_interleave(4), initial_noise(40, 5), config)
+    with torch.no_grad():
+        probs = selector(quantize(every))[0].softmax(1)
+    score = probs[torch.arange(40), torch.arange(10).repeat_interleave(4)].view(10, 4)
+    expected = (score.topk(2, dim=1).indices.sort(dim=1).values + 4 * torch.arange(10).view(-1, 1)).flatten()
+    assert torch.equal(rows, expected)
+    torch.testing.assert_close(digits, every[expected])
+    plain, _, plain_rows = draw_digits(model, schedule, per_class=2, seed=5, config=config, selector=None)
+    assert torch.equal(plain_rows, torch.arange(20)) and plain.shape == digits.shape
+
+
 def test_initial_noise_prefix_is_stable():
     assert torch.equal(initial_noise(1000, 0)[:100], initial_noise(100, 0))
 
@@ -105,8 +141,8 @@ def read_folder(folder: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def test_generate_writes_exactly_the_grader_files_and_repeats(tiny_checkpoint, tmp_path):
-    args = ["--checkpoint", tiny_checkpoint, "--steps", "3", "--per-class", "3"]
+def test_generate_writes_exactly_the_grader_files_and_repeats(tiny_checkpoint, tiny_selector, tmp_path):
+    args = ["--checkpoint", tiny_checkpoint, "--steps", "3", "--per-class", "3", "--selector", tiny_selector]
     first = run_module("p1.generate", tmp_path / "a", *args)
     second = run_module("p1.generate", tmp_path / "b", *args)
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
