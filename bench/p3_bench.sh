@@ -7,7 +7,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 D="$1"; T="$2"; N="${3:-2000}"
 WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/$T"
-tail -n +2 "$D/$T/val.csv" | head -n "$N" > "$WORK/labels.csv"
+sed -n "2,$((N + 1))p" "$D/$T/val.csv" > "$WORK/labels.csv"
 cut -d, -f1 "$WORK/labels.csv" | while read -r f; do ln -s "$D/$T/data/$f" "$WORK/$T/$f"; done
 start=$(date +%s.%N)
 bash "$HERE/hw2_3.sh" "$WORK/$T" "$WORK/pred.csv" >/dev/null
