@@ -37,6 +37,31 @@ def run_script(script: str, *args: str, timeout: int = 900, env: dict | None = N
     return run(["bash", str(REPO / script), *map(str, args)], env=env, timeout=timeout)
 
 
+def course_ddim_scheduler(steps: int = 50):
+    """diffusers' DDIMScheduler set up as the course's procedure: an independent DDIM to check ours against.
+
+    The course computes ᾱ in float64 and casts it (SPEC.md); diffusers accumulates it in float32,
+    so the float64 values are put in. Skips the test where diffusers is not installed.
+    """
+    import numpy as np
+    import torch
+
+    diffusers = pytest.importorskip("diffusers")
+    scheduler = diffusers.DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_start=1e-4,
+        beta_end=2e-2,
+        beta_schedule="linear",
+        clip_sample=True,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    scheduler.alphas_cumprod = torch.from_numpy(np.cumprod(1 - np.linspace(1e-4, 2e-2, 1000))).float()
+    scheduler.final_alpha_cumprod = scheduler.alphas_cumprod[0]
+    scheduler.set_timesteps(steps)
+    return scheduler
+
+
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     """A clean failure: non-zero exit, one ``error:`` line naming what went wrong, no traceback."""
     assert result.returncode != 0, result.stdout + result.stderr

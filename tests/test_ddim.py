@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import course_ddim_scheduler
 from hw2lib.ddim import DDIMSampler
 from hw2lib.schedule import NoiseSchedule
 
@@ -95,17 +96,7 @@ def test_callback_sees_every_step():
 
 
 def test_matches_diffusers_ddim_scheduler():
-    diffusers = pytest.importorskip("diffusers")
-    reference = diffusers.DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_start=1e-4,
-        beta_end=2e-2,
-        beta_schedule="linear",
-        clip_sample=True,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-    reference.set_timesteps(50)
+    reference = course_ddim_scheduler()
     assert reference.timesteps.tolist() == DDIMSampler(NoiseSchedule()).timesteps()
     x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(5))
     x = x_T.clone()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import assert_user_error, run_script, shared_file
+from conftest import assert_user_error, course_ddim_scheduler, run_script, shared_file
 from hw2lib.checkpoints import check_state_dict
 from hw2lib.cli import UserError
 from p2.unet import UNet, golden_init_
@@ -90,21 +90,7 @@ def test_state_dict_check_names_bad_keys(unet):
 
 def diffusers_reference(unet: UNet, noises: list[torch.Tensor]) -> list[np.ndarray]:
     """An independent DDIM: diffusers' scheduler configured as the course's procedure, then save_image's rounding."""
-    diffusers = pytest.importorskip("diffusers")
-    scheduler = diffusers.DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_start=1e-4,
-        beta_end=2e-2,
-        beta_schedule="linear",
-        clip_sample=True,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-    # the course computes ᾱ in float64 and casts (SPEC.md); diffusers accumulates it in float32
-    betas = np.linspace(1e-4, 2e-2, 1000, dtype=np.float64)
-    scheduler.alphas_cumprod = torch.from_numpy(np.cumprod(1 - betas)).float()
-    scheduler.final_alpha_cumprod = scheduler.alphas_cumprod[0]
-    scheduler.set_timesteps(50)
+    scheduler = course_ddim_scheduler()
     x = torch.cat(noises)
     with torch.no_grad():
         for t in scheduler.timesteps:
