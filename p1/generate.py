@@ -2,9 +2,11 @@
 
     python -m p1.generate OUT_DIR
 
-Writes exactly ``0_001.png … 9_100.png`` (28×28 RGB) into OUT_DIR and nothing else. The output
-is a pure function of the checkpoint, the seed and the sampling settings: the starting noise is
-drawn on the CPU from ``--seed``, and DDIM with η = 0 adds no other randomness.
+Draws ``--oversample`` × 100 candidates per class (DDIM, classifier-free guidance), keeps the 100
+that the ``--selector`` classifier is surest of (see ``p1.sampling.draw_digits``), and writes
+exactly ``0_001.png … 9_100.png`` (28×28 RGB) into OUT_DIR and nothing else. The output is a pure
+function of the checkpoints, the seed and the sampling settings: the starting noise is drawn on
+the CPU from ``--seed``, and DDIM with η = 0 adds no other randomness.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from hw2lib.cli import exact_float32, pick_device, run_main
+from hw2lib.cli import UserError, exact_float32, pick_device, run_main
 from hw2lib.images import check_output_dir, encode_png, signed_to_uint8, write_files_atomically
 from p3.predict import load_classifier
 
@@ -50,6 +52,8 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
 
 
 def sampling_config(args: argparse.Namespace) -> SamplingConfig:
+    if args.oversample < 1 or args.steps < 1 or args.batch_size < 1:
+        raise UserError("--oversample must be ≥ 1, --steps and --batch-size ≥ 1")
     return SamplingConfig(
         steps=args.steps, guidance=args.guidance, batch_size=args.batch_size, oversample=args.oversample
     )

@@ -189,6 +189,7 @@ def test_bad_inputs(tmp_path, tiny_checkpoint):
     assert_user_error(
         run_module("p1.generate", tmp_path / "o", "--checkpoint", tmp_path / "cfg.pt"), "does not describe a P1 model"
     )
+    assert_user_error(run_module("p1.generate", tmp_path / "o", "--oversample", "0.5"), "--oversample must be ≥ 1")
     assert not (tmp_path / "o").exists()
     assert_user_error(
         run_module("p1.evaluate", tmp_path / "nothing", "--classifier", tmp_path / "c.pth"), "no such directory"
