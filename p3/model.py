@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from hw2lib.digits import to_signed
+
 
 @dataclass
 class ClassifierConfig:
@@ -65,3 +67,11 @@ class DigitClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.features(self.prepare(x))
         return self.head(features), features
+
+
+@torch.no_grad()
+def predict_labels(model: DigitClassifier, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Predicted digits (N,) on the CPU for uint8 RGB images (N, 3, 28, 28), in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([model(to_signed(c).to(device))[0].argmax(1).cpu() for c in images.split(batch_size)])

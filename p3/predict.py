@@ -18,10 +18,10 @@ import torch
 
 from hw2lib.checkpoints import load_checkpoint, load_weights
 from hw2lib.cli import UserError, exact_float32, pick_device, run_main
-from hw2lib.digits import read_images, to_signed
+from hw2lib.digits import read_images
 from hw2lib.images import list_images, write_text_atomically
 
-from .model import ClassifierConfig, DigitClassifier
+from .model import ClassifierConfig, DigitClassifier, predict_labels
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 DOMAINS = ("svhn", "usps")
@@ -53,10 +53,8 @@ def load_classifier(path: str | os.PathLike, device: torch.device) -> DigitClass
 
 
 @torch.no_grad()
-def predict_folder(model: DigitClassifier, files: list[Path], batch_size: int = 512) -> list[int]:
-    device = next(model.parameters()).device
-    images = read_images(files)
-    return [int(y) for chunk in images.split(batch_size) for y in model(to_signed(chunk).to(device))[0].argmax(1).cpu()]
+def predict_folder(model: DigitClassifier, files: list[Path]) -> list[int]:
+    return predict_labels(model, read_images(files)).tolist()
 
 
 def build_parser() -> argparse.ArgumentParser:

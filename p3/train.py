@@ -38,7 +38,7 @@ from hw2lib.cli import UserError, pick_device, run_main, seed_everything
 from hw2lib.digits import load_split, to_signed
 
 from .dann import DomainAdversarialLoss, DomainDiscriminator, adaptation_weight, annealed_lr
-from .model import ClassifierConfig, DigitClassifier
+from .model import ClassifierConfig, DigitClassifier, predict_labels
 
 METHODS = ("source-only", "dann", "dann-plus", "target-only")
 
@@ -121,11 +121,8 @@ def adapt_batchnorm(model: DigitClassifier, images: torch.Tensor, batch_size: in
 
 
 @torch.no_grad()
-def accuracy(model: DigitClassifier, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> float:
-    model.eval()
-    device = next(model.parameters()).device
-    preds = torch.cat([model(to_signed(c).to(device))[0].argmax(1).cpu() for c in images.split(batch_size)])
-    return (preds == labels).float().mean().item()
+def accuracy(model: DigitClassifier, images: torch.Tensor, labels: torch.Tensor) -> float:
+    return (predict_labels(model, images) == labels).float().mean().item()
 
 
 def method_config(method: str, width: int) -> ClassifierConfig:
