@@ -1,9 +1,9 @@
-"""Choose P1's DDIM steps and guidance scale by measurement; time the samplers.
+"""Choose P1's solver, grid, steps and guidance scale by measurement; time the samplers.
 
     python bench/p1_sweep.py --classifier ../shared/evaluator/Classifier.pth \
-        --steps 10 20 30 --guidance 1 2 3 4 --per-class 50
+        --solvers dpm++2m ddim --steps 10 20 --guidance 3 5 --per-class 100
 
-For every (steps, guidance, oversample) it draws ``--per-class`` digits per class with the shipped
+For every (solver, grid, steps, guidance, oversample) it draws ``--per-class`` digits per class with the shipped
 checkpoint (seed 0, as hw2_1.sh) and prints the grader-LeNet accuracy, the worst digit and the
 wall time, as a Markdown table. ``--ddpm-steps N`` also times N steps of the ancestral DDPM-style
 sampler (DDIM with η = 1 over a 400-step grid) on 1000 digits and reports 400 × the per-step time.
@@ -12,6 +12,7 @@ sampler (DDIM with η = 1 over a 400-step grid) on 1000 digits and reports 400 �
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -20,19 +21,29 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hw2lib.ddim import DDIMSampler  # noqa: E402
-from hw2lib.images import signed_to_uint8  # noqa: E402
-from p1.classifier import load_classifier, per_digit_accuracy, predict  # noqa: E402
-from p1.generate import DEFAULT_CHECKPOINT, DEFAULT_SELECTOR  # noqa: E402
-from p1.sampling import ClassifierFreeGuidance, SamplingConfig, draw_digits, initial_noise, load_model  # noqa: E402
-from p3.predict import load_classifier as load_selector  # noqa: E402
+from hw2lib.ddim import DDIMSampler
+from hw2lib.digit_cnn import load_digit_classifier
+from hw2lib.images import signed_to_uint8
+from p1.classifier import load_lenet, per_digit_accuracy, predict
+from p1.sampling import (
+    DEFAULT_CHECKPOINT,
+    DEFAULT_SELECTOR,
+    SOLVERS,
+    ClassifierFreeGuidance,
+    SamplingConfig,
+    draw_digits,
+    initial_noise,
+    load_model,
+)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="P1 checkpoint")
     p.add_argument("--classifier", required=True, help="the grader's LeNet (Classifier.pth)")
-    p.add_argument("--steps", type=int, nargs="+", default=[10, 20, 30], help="DDIM step counts to try")
+    p.add_argument("--solvers", nargs="+", choices=SOLVERS, default=["dpm++2m", "ddim"], help="samplers to try")
+    p.add_argument("--grids", nargs="+", choices=("trailing", "leading"), default=["trailing"], help="timestep grids")
+    p.add_argument("--steps", type=int, nargs="+", default=[10, 20], help="step counts to try")
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0], help="guidance scales to try")
     p.add_argument("--oversample", type=float, nargs="+", default=[1.0], help="candidates per kept digit to try")
     p.add_argument("--selector", default=str(DEFAULT_SELECTOR), help="candidate selector (for oversample > 1)")
@@ -42,28 +53,29 @@ def main() -> None:
     args = p.parse_args()
 
     model, schedule = load_model(args.checkpoint, torch.device(args.device))
-    classifier = load_classifier(args.classifier)
-    selector = load_selector(args.selector, torch.device(args.device)) if max(args.oversample) > 1 else None
+    classifier = load_lenet(args.classifier)
+    selector = load_digit_classifier(args.selector, torch.device(args.device)) if max(args.oversample) > 1 else None
     print(f"{10 * args.per_class} digits per setting, threads={torch.get_num_threads()}, device={args.device}\n")
-    print("| DDIM steps | guidance | oversample | accuracy | worst digit | seconds |\n|---:|---:|---:|---:|---:|---:|")
-    for steps in args.steps:
-        for scale in args.guidance:
-            for oversample in args.oversample:
-                config = SamplingConfig(steps=steps, guidance=scale, oversample=oversample)
-                started = time.time()
-                x, labels, _ = draw_digits(
-                    model, schedule, args.per_class, 0, config, selector if oversample > 1 else None
-                )
-                seconds = time.time() - started
-                preds = predict(classifier, signed_to_uint8(x).permute(0, 3, 1, 2))
-                per_digit = per_digit_accuracy(preds, labels)
-                worst = min(per_digit, key=per_digit.get)
-                acc = (preds == labels).float().mean().item()
-                print(
-                    f"| {steps} | {scale:g} | {oversample:g} | {100 * acc:.2f}% | {worst}: {100 * per_digit[worst]:.0f}% "
-                    f"| {seconds:.1f} |",
-                    flush=True,
-                )
+    print("| solver | grid | steps | guidance | oversample | accuracy | worst digit | seconds |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for solver, grid, steps, scale, oversample in itertools.product(
+        args.solvers, args.grids, args.steps, args.guidance, args.oversample
+    ):
+        config = SamplingConfig(
+            solver=solver, steps=steps, guidance=scale, trailing=grid == "trailing", oversample=oversample
+        )
+        started = time.time()
+        x, labels, _ = draw_digits(model, schedule, args.per_class, 0, config, selector if oversample > 1 else None)
+        seconds = time.time() - started
+        preds = predict(classifier, signed_to_uint8(x).permute(0, 3, 1, 2))
+        per_digit = per_digit_accuracy(preds, labels)
+        worst = min(per_digit, key=per_digit.get)
+        acc = (preds == labels).float().mean().item()
+        print(
+            f"| {solver} | {grid} | {steps} | {scale:g} | {oversample:g} | {100 * acc:.2f}% "
+            f"| {worst}: {100 * per_digit[worst]:.0f}% | {seconds:.1f} |",
+            flush=True,
+        )
     if args.ddpm_steps:
         sampler = DDIMSampler(schedule, num_inference_steps=400, steps_offset=0, eta=1.0)
         all_labels = torch.arange(10).repeat_interleave(100)

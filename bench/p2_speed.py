@@ -18,8 +18,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p2.sample import course_sampler  # noqa: E402
-from p2.unet import UNet, golden_init_  # noqa: E402
+from p2.sample import course_sampler
+from p2.unet import UNet, golden_init_
 
 
 def main() -> None:

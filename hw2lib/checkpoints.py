@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,30 +17,30 @@ import torch
 from torch import nn
 
 from .cli import UserError
+from .files import replacing
+from .manifest import verify_shipped
 
 
 def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike) -> None:
     """``torch.save`` through a temporary file and ``os.replace``: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with replacing(path) as tmp:
         torch.save(dict(obj), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
-    """``torch.load(path, map_location="cpu", weights_only=True)`` with one-line errors naming the file."""
+    """``torch.load(path, map_location="cpu", weights_only=True)`` with one-line errors naming the file.
+
+    A checkpoint listed in ``checkpoints.json`` must match its sha256 there first.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file (expected a {what})")
+    verify_shipped(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001  a damaged file can fail anywhere inside unpickling
+        with warnings.catch_warnings():  # torch 2.0's weights_only loader warns about its own TypedStorage use
+            warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
         raise UserError(f"{path}: not a loadable {what} ({first[:200]})") from None
 

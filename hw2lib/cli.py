@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+import signal
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -15,15 +17,43 @@ class UserError(Exception):
 
 
 def run_main(main: Callable[[Optional[Sequence[str]]], None], argv: Optional[Sequence[str]] = None) -> None:
-    """Run ``main(argv)``; a :class:`UserError` becomes ``error: …`` on stderr and exit status 2."""
+    """Run ``main(argv)``; a :class:`UserError` becomes ``error: …`` on stderr and exit status 2.
+
+    SIGTERM is turned into ``KeyboardInterrupt`` like Ctrl-C, so that both unwind through the
+    ``finally`` blocks that remove temporary files and roll back half-moved outputs; both then
+    exit with 128 + the signal number after one ``error: interrupted`` line.
+    """
+    received = []
+
+    def on_sigterm(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         main(argv)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+        print(f"error: interrupted by {'SIGTERM' if received else 'SIGINT'}", file=sys.stderr)
+        sys.exit(128 + (received[0] if received else signal.SIGINT))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back inside the block (they are delivered when it ends): for clean-ups
+    that must not themselves be cut short. A no-op where the platform has no signal masks."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def pick_device(name: str = "auto") -> torch.device:

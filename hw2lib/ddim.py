@@ -29,13 +29,13 @@ StepCallback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
 
 
 @dataclass
-class DDIMSampler:
+class TimestepGrid:
+    """The timesteps a few-step sampler visits on a :class:`NoiseSchedule`, and ᾱ at each of them."""
+
     schedule: NoiseSchedule
     num_inference_steps: int = 50
     steps_offset: int = 1
     set_alpha_to_one: bool = False
-    clip_sample: bool = True
-    eta: float = 0.0
 
     def __post_init__(self) -> None:
         T = self.schedule.num_timesteps
@@ -53,30 +53,33 @@ class DDIMSampler:
         """The timestep each step lands on: the next grid point, then 0 (ᾱ[0]) or −1 (ᾱ = 1) at the end."""
         return self.timesteps()[1:] + [-1 if self.set_alpha_to_one else 0]
 
-    def _alpha_bar(self, t: int) -> torch.Tensor:
-        value = 1.0 if t < 0 else float(self.schedule.alphas_cumprod[t])
-        return torch.tensor(value, dtype=torch.float32)
+    def alpha_bar(self, t: int) -> float:
+        """ᾱ_t in float64; t = −1 is the clean end (ᾱ = 1)."""
+        return 1.0 if t < 0 else float(self.schedule.alphas_cumprod[t])
+
+    def steps(self) -> list[tuple[int, int]]:
+        """``(t, s)`` pairs, one per network evaluation: from t down to s."""
+        return list(zip(self.timesteps(), self.prev_timesteps()))
+
+
+@dataclass
+class DDIMSampler(TimestepGrid):
+    clip_sample: bool = True
+    eta: float = 0.0
 
     def step(
-        self,
-        eps: torch.Tensor,
-        x_t: torch.Tensor,
-        t: int,
-        s: int,
-        generator: Optional[torch.Generator] = None,
-        eta: Optional[float] = None,
+        self, eps: torch.Tensor, x_t: torch.Tensor, t: int, s: int, generator: Optional[torch.Generator] = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One DDIM update x_t → x_s (DDIM eq. 12). Returns (x_s, x0_pred)."""
-        eta = self.eta if eta is None else eta
-        a_t = self._alpha_bar(t).to(x_t.device)
-        a_s = self._alpha_bar(s).to(x_t.device)
+        a_t = torch.tensor(self.alpha_bar(t), dtype=torch.float32).to(x_t.device)
+        a_s = torch.tensor(self.alpha_bar(s), dtype=torch.float32).to(x_t.device)
         x0_pred = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()  # eq. 9
         if self.clip_sample:
             x0_pred = x0_pred.clamp(-1.0, 1.0)
-        sigma_t = eta * ((1 - a_s) / (1 - a_t) * (1 - a_t / a_s)).sqrt()  # eq. 16
+        sigma_t = self.eta * ((1 - a_s) / (1 - a_t) * (1 - a_t / a_s)).sqrt()  # eq. 16
         dir_xt = (1 - a_s - sigma_t**2).clamp(min=0).sqrt() * eps
         x_s = a_s.sqrt() * x0_pred + dir_xt
-        if eta > 0:
+        if self.eta > 0:
             if generator is None:
                 raise ValueError("eta > 0 needs a torch.Generator: samplers never draw from the global RNG")
             z = torch.randn(x_t.shape, generator=generator, device=generator.device, dtype=x_t.dtype)
@@ -89,17 +92,15 @@ class DDIMSampler:
         eps_fn: EpsFn,
         x_T: torch.Tensor,
         generator: Optional[torch.Generator] = None,
-        eta: Optional[float] = None,
         callback: Optional[StepCallback] = None,
         progress: bool = False,
     ) -> torch.Tensor:
         """Run the whole reverse process from noise ``x_T`` (B, C, H, W); returns x_0 in [−1, 1]-ish space."""
         x = x_T
-        steps = list(zip(self.timesteps(), self.prev_timesteps()))
-        for t, s in tqdm(steps, desc="DDIM", disable=not progress, leave=False):
+        for t, s in tqdm(self.steps(), desc="DDIM", disable=not progress, leave=False):
             t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
             eps = eps_fn(x, t_batch).to(x.dtype)
-            x, x0_pred = self.step(eps, x, t, s, generator=generator, eta=eta)
+            x, x0_pred = self.step(eps, x, t, s, generator=generator)
             if callback is not None:
                 callback(t, s, x, x0_pred)
         return x

@@ -12,30 +12,24 @@ checkpoint; exit status 1 naming each checkpoint that could not be made right.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.client
 import json
-import os
 import re
 import shutil
 import sys
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .cli import UserError, run_main
+from .cli import run_main
+from .files import replacing
+from .manifest import REPO, load_manifest, matches, sha256
 
-REPO = Path(__file__).resolve().parents[1]
 DRIVE = re.compile(r"^(?:gdrive:|https://drive\.google\.com/(?:file/d/|uc\?(?:export=download&)?id=))([\w-]+)")
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+class DiscardDownload(Exception):
+    """A download that arrived but is not the expected file: it must not replace anything."""
 
 
 def fetch(url: str, dest: Path, timeout: float = 60.0) -> None:
@@ -58,7 +52,7 @@ def ensure(entry: dict, root: Path) -> tuple[bool, str]:
     """Make one checkpoint right; returns (ok, the line to print)."""
     path = root / entry["path"]
     label = f"{entry['name']} ({entry['path']})"
-    if path.is_file() and sha256(path) == entry["sha256"]:
+    if matches(entry, path):
         return True, f"ok       {label}"
     state = "missing" if not path.exists() else "checksum mismatch"
     url = entry.get("url")
@@ -68,37 +62,17 @@ def ensure(entry: dict, root: Path) -> tuple[bool, str]:
             f"so restore it with: git checkout -- {entry['path']}"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
-        fetch(url, tmp)
-        got = sha256(tmp)
-        if got != entry["sha256"]:
-            return (
-                False,
-                f"FAILED   {label}: downloaded file has sha256 {got[:12]}…, expected {entry['sha256'][:12]}…; nothing replaced",
-            )
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            fetch(url, tmp)
+            got = sha256(tmp)
+            if got != entry["sha256"]:
+                raise DiscardDownload(f"downloaded file has sha256 {got[:12]}…, expected {entry['sha256'][:12]}…")
         return True, f"fetched  {label} ({state} before) from {url}"
+    except DiscardDownload as err:
+        return False, f"FAILED   {label}: {err}; nothing replaced"
     except (OSError, ValueError, http.client.HTTPException) as err:
         return False, f"FAILED   {label}: {state}, and downloading {url} failed ({err}); nothing replaced"
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def load_manifest(path: Path) -> list[dict]:
-    try:
-        entries = json.loads(path.read_text())["checkpoints"]
-        for e in entries:
-            missing = {"name", "path", "sha256"} - set(e)
-            if missing:
-                raise KeyError(", ".join(sorted(missing)))
-        return entries
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file (expected the checkpoint manifest)") from None
-    except (ValueError, KeyError, TypeError) as err:
-        raise UserError(f"{path}: not a valid checkpoint manifest ({err})") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

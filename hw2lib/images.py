@@ -1,4 +1,4 @@
-"""Image I/O at the edges: files ↔ uint8, [−1, 1] / [0, 1] tensors ↔ uint8, and atomic writes.
+"""Image I/O at the edges: files ↔ uint8, [−1, 1] / [0, 1] tensors ↔ uint8.
 
 Conventions: model space is float [−1, 1] (P1, P3) or arbitrary floats normalised per image (P2);
 files are 8-bit RGB PNGs. The float → uint8 rounding is ``torchvision.utils.save_image``'s
@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import tempfile
+import warnings
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from .cli import UserError
+from .files import list_files
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_PIXELS = 100_000_000  # larger images are refused before decoding (a 28×28 digit task never needs them)
 
 
 def unit_to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -56,91 +57,44 @@ def encode_png(pixels: torch.Tensor | np.ndarray) -> bytes:
 
 
 def read_rgb(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Read any image file as uint8 RGB (H, W, 3); grayscale/RGBA/palette are converted.
+    """Read any image file as uint8 RGB (H, W, 3).
 
-    With ``size=(H, W)`` the image is resized (bilinear) when it differs. Raises a
-    :class:`UserError` naming the file when it is not a readable image.
+    Grayscale, RGBA, palette and CMYK images are converted; 16- and 32-bit integer grayscale
+    (modes ``I;16*`` and ``I``, e.g. 16-bit PNGs) is scaled from 0–65535 to 0–255 rather than
+    clipped. With ``size=(H, W)`` the image is resized (bilinear) when it differs. Raises a
+    :class:`UserError` naming the file when it is not a readable image or has more than
+    :data:`MAX_PIXELS` pixels.
     """
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
+            image = Image.open(path)
+        with image:
+            if image.width * image.height > MAX_PIXELS:
+                raise UserError(
+                    f"{path}: {image.width}×{image.height} pixels is more than the {MAX_PIXELS:,} this reads"
+                )
+            image = to_rgb(image)
             if size is not None and image.size != (size[1], size[0]):
                 image = image.resize((size[1], size[0]), Image.BILINEAR)
             return np.asarray(image, dtype=np.uint8)
+    except Image.DecompressionBombError:
+        raise UserError(f"{path}: more than {MAX_PIXELS:,} pixels, which is more than this reads") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise UserError(f"{path}: not a readable image ({err.__class__.__name__}: {err})") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """An 8-bit RGB copy of ``image``; high-bit-depth grayscale is scaled down, not clipped."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        values = np.asarray(image).astype(np.float64)
+        image = Image.fromarray(np.clip(values * (255.0 / 65535.0) + 0.5, 0, 255).astype(np.uint8), mode="L")
+    return image.convert("RGB")
 
 
 def list_images(folder: str | os.PathLike, suffixes: Iterable[str] = IMAGE_SUFFIXES) -> list[Path]:
     """The image files directly in ``folder``, sorted by name; a missing or empty folder is a UserError."""
     return list_files(folder, suffixes, "image files")
-
-
-def list_files(folder: str | os.PathLike, suffixes: Iterable[str], what: str) -> list[Path]:
-    """Files in ``folder`` whose suffix (case-insensitive) is in ``suffixes``, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: no such directory (expected a folder of {what})")
-    wanted = tuple(s.lower() for s in suffixes)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in wanted)
-    if not files:
-        raise UserError(f"{folder}: no {what} ({'/'.join(wanted)}) in this folder")
-    return files
-
-
-def check_output_dir(out_dir: str | os.PathLike) -> Path:
-    """Validate (without creating) an output folder: it may exist as a folder or not exist yet."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir}: exists and is not a directory (expected an output folder)")
-    return out_dir
-
-
-def write_files_atomically(out_dir: str | os.PathLike, files: Mapping[str, bytes]) -> None:
-    """Write ``{name: bytes}`` into ``out_dir`` so that no file is ever seen half-written.
-
-    Everything is first staged in a temporary folder beside ``out_dir`` (same filesystem), then
-    each file is moved into place with ``os.replace``. A failure while staging leaves ``out_dir``
-    untouched.
-    """
-    out_dir = check_output_dir(out_dir)
-    parent = out_dir.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=parent))
-    except OSError as err:
-        raise UserError(f"{out_dir}: cannot write here ({err.strerror})") from None
-    try:
-        for name, data in files.items():
-            (staging / name).write_bytes(data)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name in files:
-            os.replace(staging / name, out_dir / name)
-    except OSError as err:
-        raise UserError(f"{out_dir}: cannot write output ({err.strerror})") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def write_text_atomically(path: str | os.PathLike, text: str) -> None:
-    """Write a text file via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory (expected a file path to write)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as err:
-        raise UserError(f"{path}: cannot write here ({err.strerror})") from None
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError as err:
-        raise UserError(f"{path}: cannot write output ({err.strerror})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int, pad: int = 2) -> None:

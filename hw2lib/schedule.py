@@ -7,6 +7,7 @@ Timesteps are integer indices ``t`` in ``[0, num_timesteps)``; ``alphas_cumprod[
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -20,18 +21,23 @@ class NoiseSchedule:
     beta_start: float = 1e-4
     beta_end: float = 2e-2
 
-    @property
+    @cached_property
     def betas(self) -> np.ndarray:
-        return np.linspace(self.beta_start, self.beta_end, self.num_timesteps, dtype=np.float64)
+        """β_t = linspace(beta_start, beta_end, T), float64, read-only, computed once."""
+        betas = np.linspace(self.beta_start, self.beta_end, self.num_timesteps, dtype=np.float64)
+        betas.flags.writeable = False
+        return betas
 
-    @property
+    @cached_property
     def alphas_cumprod(self) -> np.ndarray:
-        """ᾱ_t = Π_{s≤t} (1 − β_s), float64, shape (num_timesteps,)."""
-        return np.cumprod(1.0 - self.betas)
+        """ᾱ_t = Π_{s≤t} (1 − β_s), float64, shape (num_timesteps,), read-only, computed once."""
+        alphas_cumprod = np.cumprod(1.0 - self.betas)
+        alphas_cumprod.flags.writeable = False
+        return alphas_cumprod
 
     def alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
         """ᾱ at integer timesteps ``t`` (any shape, long) as float32 on ``t``'s device."""
-        table = torch.from_numpy(self.alphas_cumprod).to(torch.float32).to(t.device)
+        table = torch.tensor(self.alphas_cumprod, dtype=torch.float32, device=t.device)
         return table[t]
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

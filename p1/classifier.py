@@ -33,7 +33,7 @@ class LeNet(nn.Module):
         return self.fc3(F.relu(self.fc2(x)))
 
 
-def load_classifier(path: str | os.PathLike) -> LeNet:
+def load_lenet(path: str | os.PathLike) -> LeNet:
     """The grader's LeNet from ``Classifier.pth`` (a dict with ``state_dict``), in eval mode on the CPU."""
     ckpt = load_file(path, "classifier checkpoint")
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None

@@ -17,7 +17,7 @@ from hw2lib.cli import UserError, run_main
 from hw2lib.digits import read_images
 from hw2lib.images import save_grid
 
-from .classifier import load_classifier, per_digit_accuracy, predict
+from .classifier import load_lenet, per_digit_accuracy, predict
 
 
 def score_folder(
@@ -35,7 +35,7 @@ def score_folder(
         raise UserError(f"{folder / bad[0]}: file name does not start with its digit")
     labels = torch.tensor([int(p.name[0]) for p in files])
     images = read_images(files)
-    preds = predict(load_classifier(classifier_path), images)
+    preds = predict(load_lenet(classifier_path), images)
     return (preds == labels).float().mean().item(), per_digit_accuracy(preds, labels), images, labels
 
 

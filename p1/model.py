@@ -90,12 +90,14 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w)
-        q, k, v = qkv.transpose(-1, -2).unbind(1)  # each (b, heads, hw, c/heads)
+        # (b, heads, hw, c/heads) each, contiguous in the last dimension: torch 2.0's CUDA
+        # memory-efficient kernel rejects anything else ("last dimension must be contiguous")
+        q, k, v = qkv.transpose(-1, -2).contiguous().unbind(1)
         y = F.scaled_dot_product_attention(q, k, v)
         return x + self.out(y.transpose(-1, -2).reshape(b, c, h, w))
 
 
-class Level(nn.Module):
+class ResAttnBlock(nn.Module):
     """A residual block, optionally followed by self-attention."""
 
     def __init__(self, c_in: int, c_out: int, emb_dim: int, config: UNetConfig, attention: bool):
@@ -123,19 +125,21 @@ class ConditionalUNet(nn.Module):
         skip_channels, ch = [widths[0]], widths[0]
         for level, width in enumerate(widths):
             for _ in range(config.blocks_per_level):
-                self.down.append(Level(ch, width, emb_dim, config, level in config.attention_levels))
+                self.down.append(ResAttnBlock(ch, width, emb_dim, config, level in config.attention_levels))
                 ch = width
                 skip_channels.append(ch)
             if level < len(widths) - 1:
                 self.down.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
                 skip_channels.append(ch)
-        self.mid = nn.ModuleList([Level(ch, ch, emb_dim, config, True), Level(ch, ch, emb_dim, config, False)])
+        self.mid = nn.ModuleList(
+            [ResAttnBlock(ch, ch, emb_dim, config, True), ResAttnBlock(ch, ch, emb_dim, config, False)]
+        )
 
         self.up = nn.ModuleList()
         for level, width in reversed(list(enumerate(widths))):
             for _ in range(config.blocks_per_level + 1):
                 self.up.append(
-                    Level(ch + skip_channels.pop(), width, emb_dim, config, level in config.attention_levels)
+                    ResAttnBlock(ch + skip_channels.pop(), width, emb_dim, config, level in config.attention_levels)
                 )
                 ch = width
             if level > 0:
@@ -155,10 +159,10 @@ class ConditionalUNet(nn.Module):
         h = self.stem(x)
         skips = [h]
         for layer in self.down:
-            h = layer(h, emb) if isinstance(layer, Level) else layer(h)
+            h = layer(h, emb) if isinstance(layer, ResAttnBlock) else layer(h)
             skips.append(h)
         for layer in self.mid:
             h = layer(h, emb)
         for layer in self.up:
-            h = layer(torch.cat([h, skips.pop()], dim=1), emb) if isinstance(layer, Level) else layer(h)
+            h = layer(torch.cat([h, skips.pop()], dim=1), emb) if isinstance(layer, ResAttnBlock) else layer(h)
         return self.out(h)

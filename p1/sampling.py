@@ -10,9 +10,11 @@ so ``scale = 1`` is the plain conditional model, ``scale = 0`` the unconditional
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -22,12 +24,16 @@ from tqdm.auto import tqdm
 from hw2lib.checkpoints import load_checkpoint, load_weights
 from hw2lib.cli import UserError
 from hw2lib.ddim import DDIMSampler, StepCallback
+from hw2lib.digit_cnn import load_digit_classifier
+from hw2lib.dpm_solver import DPMSolverPP2M
 from hw2lib.images import signed_to_uint8
 from hw2lib.schedule import NoiseSchedule
 
 from .model import ConditionalUNet, UNetConfig
 
 IMAGE_SHAPE = (3, 28, 28)
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "ddpm_mnistm.pt"
+DEFAULT_SELECTOR = Path(__file__).resolve().parent / "checkpoints" / "selector_mnistm.pt"
 
 
 class ClassifierFreeGuidance:
@@ -46,13 +52,29 @@ class ClassifierFreeGuidance:
         return eps_uncond + self.scale * (eps_cond - eps_uncond)
 
 
+SOLVERS = ("ddim", "dpm++2m")
+
+
 @dataclass
 class SamplingConfig:
-    steps: int = 20  # DDIM steps (chosen by measurement: README "P1 results", bench/p1_sweep.py)
-    guidance: float = 5.0  # classifier-free guidance scale s (1 = no guidance; 5 measured best)
-    eta: float = 0.0  # 0: deterministic DDIM
+    solver: str = "dpm++2m"  # "ddim" (η below) or "dpm++2m" (DPM-Solver++(2M), deterministic)
+    steps: int = 10  # network evaluations (chosen by measurement: README "P1 results", bench/p1_sweep.py)
+    guidance: float = 5.0  # classifier-free guidance scale s (1 = no guidance)
+    trailing: bool = (
+        True  # grid [T−1, T−1−T/steps, …] ("trailing") instead of [1 + …, 1] ("leading", the course's P2 grid)
+    )
+    eta: float = 0.0  # DDIM only; 0: deterministic
     batch_size: int = 500  # images per forward pass (×2 with guidance)
-    oversample: float = 1.5  # candidates drawn per kept digit; > 1 keeps those a selector is surest of
+    oversample: float = 1.0  # candidates drawn per kept digit; > 1 keeps those a selector is surest of
+
+    def sampler(self, schedule: NoiseSchedule) -> DDIMSampler | DPMSolverPP2M:
+        """The configured sampler over ``schedule``."""
+        if self.solver not in SOLVERS:
+            raise UserError(f"unknown solver {self.solver!r} (expected one of {', '.join(SOLVERS)})")
+        offset = schedule.num_timesteps // self.steps - 1 if self.trailing else 1
+        if self.solver == "ddim":
+            return DDIMSampler(schedule, num_inference_steps=self.steps, steps_offset=offset, eta=self.eta)
+        return DPMSolverPP2M(schedule, num_inference_steps=self.steps, steps_offset=offset)
 
 
 def load_model(path: str | os.PathLike, device: torch.device) -> tuple[ConditionalUNet, NoiseSchedule]:
@@ -86,7 +108,7 @@ def generate(
 ) -> torch.Tensor:
     """Digits in [−1, 1] (N, 3, 28, 28) on the CPU for ``labels`` (N,) from ``noise`` (N, 3, 28, 28)."""
     device = next(model.parameters()).device
-    sampler = DDIMSampler(schedule, num_inference_steps=config.steps, eta=config.eta)
+    sampler = config.sampler(schedule)
     out = []
     chunks = list(zip(labels.split(config.batch_size), noise.split(config.batch_size)))
     for y, x_T in tqdm(chunks, desc="sampling", disable=not progress):
@@ -129,3 +151,48 @@ def draw_digits(
         best = score.topk(per_class, dim=1).indices.sort(dim=1).values
         keep = (best + candidates * torch.arange(10).view(-1, 1)).flatten()
     return x[keep], labels[keep], keep
+
+
+# The flags every P1 sampling command (hw2_1.sh, figures, sweep) shares.
+
+
+def add_sampling_args(p: argparse.ArgumentParser) -> None:
+    """The flags every P1 sampling CLI shares (defaults from :class:`SamplingConfig`)."""
+    d = SamplingConfig()
+    p.add_argument(
+        "--checkpoint", default=str(DEFAULT_CHECKPOINT), help="P1 model checkpoint (model.pt/best.pt layout)"
+    )
+    p.add_argument("--solver", choices=SOLVERS, default=d.solver, help="sampler: DPM-Solver++(2M) or DDIM")
+    p.add_argument("--steps", type=int, default=d.steps, help="sampler steps (network evaluations per digit)")
+    p.add_argument(
+        "--grid",
+        choices=("trailing", "leading"),
+        default="trailing" if d.trailing else "leading",
+        help="timestep grid: trailing starts at t = T−1, leading ends at t = 1",
+    )
+    p.add_argument("--guidance", type=float, default=d.guidance, help="classifier-free guidance scale (1 = none)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="digits per forward pass")
+    p.add_argument(
+        "--oversample", type=float, default=d.oversample, help="candidates per kept digit (1 = no selection)"
+    )
+    p.add_argument("--selector", default=str(DEFAULT_SELECTOR), help="MNIST-M classifier that picks among candidates")
+    p.add_argument("--seed", type=int, default=0, help="seed of the starting noise")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, …")
+
+
+def sampling_config(args: argparse.Namespace) -> SamplingConfig:
+    if args.oversample < 1 or args.steps < 1 or args.batch_size < 1:
+        raise UserError("--oversample must be ≥ 1, --steps and --batch-size ≥ 1")
+    return SamplingConfig(
+        solver=args.solver,
+        steps=args.steps,
+        guidance=args.guidance,
+        trailing=args.grid == "trailing",
+        batch_size=args.batch_size,
+        oversample=args.oversample,
+    )
+
+
+def load_selector(args: argparse.Namespace, device: torch.device):
+    """The candidate selector (a P3 ``DigitClassifier`` trained on MNIST-M), or None without oversampling."""
+    return load_digit_classifier(args.selector, device) if args.oversample > 1 else None

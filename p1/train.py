@@ -17,6 +17,7 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -26,13 +27,14 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from hw2lib.checkpoints import drop_log_after, half_state_dict, load_checkpoint, save_checkpoint
+from hw2lib.checkpoints import half_state_dict, save_checkpoint
 from hw2lib.cli import UserError, pick_device, run_main, seed_everything
 from hw2lib.digits import load_split, to_signed
 from hw2lib.images import signed_to_uint8
 from hw2lib.schedule import NoiseSchedule
+from hw2lib.training import ema_update, init_from, resume_training
 
-from .classifier import load_classifier, predict
+from .classifier import load_lenet, predict
 from .model import ConditionalUNet, UNetConfig
 from .sampling import SamplingConfig, generate, initial_noise
 
@@ -44,7 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data-root", required=True, help="MNIST-M folder in the course layout (data/, train.csv)")
     p.add_argument("--out-dir", required=True, help="folder for last.pt, model.pt, best.pt and metrics.jsonl")
-    p.add_argument("--split", default="train", help="CSV split to train on (default: train)")
     p.add_argument("--steps", type=int, default=8000, help="total optimiser steps (the cosine LR spans them)")
     p.add_argument("--batch-size", type=int, default=128, help="images per step per process")
     p.add_argument("--lr", type=float, default=8e-4, help="peak AdamW learning rate")
@@ -67,8 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stop-after", type=int, help="stop this run after N steps (resume later; the LR schedule still spans --steps)"
     )
+    p.add_argument(
+        "--init-from", help="start a new run from an inference checkpoint's weights (model and EMA; fresh optimiser)"
+    )
     p.add_argument("--limit", type=int, help="use only the first N training images (smoke tests)")
-    p.add_argument("--dry-run", action="store_true", help="run 2 steps on 256 images, then stop")
     return p
 
 
@@ -102,16 +105,11 @@ def training_loss(
     t = torch.randint(0, schedule.num_timesteps, (n,), generator=gen)
     eps = torch.randn(x0.shape, generator=gen)
     drop = torch.rand(n, generator=gen) < p_uncond
+    device = x0.device  # the random draws come from a CPU generator; everything meets on x0's device
+    t, eps, drop = t.to(device), eps.to(device), drop.to(device)
     y = torch.where(drop, torch.full_like(y, null_label), y)
-    device = x0.device
-    x_t = schedule.q_sample(x0, t.to(device), eps.to(device))
-    return F.mse_loss(model(x_t, t.to(device), y), eps.to(device))
-
-
-@torch.no_grad()
-def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p, 1.0 - decay)
+    x_t = schedule.q_sample(x0, t, eps)
+    return F.mse_loss(model(x_t, t, y), eps)
 
 
 def evaluate(ema: ConditionalUNet, schedule: NoiseSchedule, classifier, args) -> float:
@@ -121,6 +119,14 @@ def evaluate(ema: ConditionalUNet, schedule: NoiseSchedule, classifier, args) ->
         0, 3, 1, 2
     )
     return (predict(classifier, images) == labels).float().mean().item()
+
+
+def evaluate_and_keep_best(ema, schedule, classifier, args, step: int, best: float) -> tuple[float, float]:
+    """Score the EMA; when it beats ``best``, save it as ``best.pt``. Returns (accuracy, new best)."""
+    acc = evaluate(ema, schedule, classifier, args)
+    if acc > best:
+        save_checkpoint(inference_checkpoint(ema, schedule, step, eval_accuracy=acc), Path(args.out_dir) / "best.pt")
+    return acc, max(acc, best)
 
 
 def inference_checkpoint(ema: ConditionalUNet, schedule: NoiseSchedule, step: int, **extra) -> dict:
@@ -133,96 +139,113 @@ def inference_checkpoint(ema: ConditionalUNet, schedule: NoiseSchedule, step: in
     }
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = build_parser().parse_args(argv)
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        device = (
-            torch.device(f"cuda:{local_rank}")
-            if torch.cuda.is_available() and args.device != "cpu"
-            else torch.device("cpu")
-        )
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
-    else:
-        device, rank, world = pick_device(args.device), 0, 1
-    if args.dry_run:
-        args.steps, args.limit, args.save_every, args.log_every = 2, args.limit or 256, 1, 1
-    is_main = rank == 0
-    out_dir = Path(args.out_dir)
-    seed_everything(args.seed)
+@dataclass
+class Process:
+    """Where this process trains: its device and its place among ``world`` DDP processes."""
 
-    images, labels = load_split(args.data_root, args.split, limit=args.limit)
-    if len(images) < args.batch_size * world:
-        raise UserError(
-            f"{args.data_root}: {len(images)} images is fewer than one global batch ({args.batch_size * world})"
-        )
-    config = UNetConfig(channels=tuple(args.channels), blocks_per_level=args.blocks_per_level)
-    schedule = NoiseSchedule()
-    model = ConditionalUNet(config).to(device)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    step, best = 0, -1.0
-    if (out_dir / "last.pt").exists():
-        ckpt = load_checkpoint(out_dir / "last.pt", required=("model", "ema", "optimizer", "config", "step"))
-        if UNetConfig.from_dict(ckpt["config"]) != config:
-            raise UserError(f"{out_dir / 'last.pt'}: was trained with another model config; use a new --out-dir")
-        model.load_state_dict(ckpt["model"])
-        ema.load_state_dict(ckpt["ema"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        step, best = ckpt["step"], ckpt.get("best", -1.0)
-        if is_main:
-            drop_log_after(out_dir / "metrics.jsonl", step)
-            print(f"resumed from {out_dir / 'last.pt'} at step {step}")
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_process(device_name: str) -> Process:
+    """One process, or (under torchrun) this process's rank: NCCL on GPUs, gloo on CPUs."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Process(pick_device(device_name))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device_name != "cpu"
+    device = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return Process(device, dist.get_rank(), dist.get_world_size())
+
+
+@dataclass
+class Parts:
+    """The model being trained, its EMA (what ships) and the optimiser."""
+
+    model: ConditionalUNet
+    ema: ConditionalUNet
+    optimizer: torch.optim.Optimizer
+
+    def named(self) -> dict:
+        return {"model": self.model, "ema": self.ema, "optimizer": self.optimizer}
+
+
+def build(args: argparse.Namespace, device: torch.device) -> Parts:
+    """A fresh model (or one initialised from ``--init-from``), its EMA copy and AdamW."""
+    model = ConditionalUNet(UNetConfig(channels=tuple(args.channels), blocks_per_level=args.blocks_per_level))
+    if args.init_from:
+        init_from(model, args.init_from, model.config.to_dict())
+    model.to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    net = DistributedDataParallel(model) if distributed else model
-    classifier = load_classifier(args.classifier) if args.classifier and is_main else None
-    if is_main:
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    return Parts(model, ema, optimizer)
+
+
+def training_step(net, parts: Parts, schedule: NoiseSchedule, images, labels, step: int, args, proc: Process) -> float:
+    """One optimiser step on this process's share of the global batch; returns the loss."""
+    idx = batch_indices(step, len(images), args.batch_size, proc.rank, proc.world, args.seed)
+    x0 = to_signed(images[idx]).to(proc.device)
+    if proc.device.type == "cpu":
+        x0 = x0.contiguous(memory_format=torch.channels_last)
+    gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step * 101 + proc.rank)
+    for group in parts.optimizer.param_groups:
+        group["lr"] = lr_at(step, args)
+    loss = training_loss(net, schedule, x0, labels[idx].to(proc.device), args.p_uncond, gen, parts.model.null_label)
+    parts.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parts.model.parameters(), args.grad_clip)
+    parts.optimizer.step()
+    ema_update(parts.ema, parts.model, min(args.ema_decay, (1 + step) / (10 + step)))
+    return loss.item()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser().parse_args(argv)
+    proc = setup_process(args.device)
+    out_dir = Path(args.out_dir)
+    seed_everything(args.seed)
+    images, labels = load_split(args.data_root, "train", limit=args.limit)
+    if len(images) < args.batch_size * proc.world:
+        raise UserError(
+            f"{args.data_root}: {len(images)} images is fewer than one global batch ({args.batch_size * proc.world})"
+        )
+    schedule, parts = NoiseSchedule(), build(args, proc.device)
+    config = parts.model.config.to_dict()
+    resumed = resume_training(out_dir, parts.named(), config, log=proc.is_main)
+    step, best = (resumed["step"], resumed.get("best", -1.0)) if resumed else (0, -1.0)
+    net = DistributedDataParallel(parts.model) if proc.distributed else parts.model
+    classifier = load_lenet(args.classifier) if args.classifier and proc.is_main else None
+    if proc.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
         print(
-            f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {len(images)} images, world size {world}, device {device}"
+            f"{sum(p.numel() for p in parts.model.parameters()) / 1e6:.2f}M parameters, {len(images)} images, "
+            f"world size {proc.world}, device {proc.device}" + (f", resumed at step {step}" if resumed else "")
         )
 
-    def save() -> None:
-        state = {
-            "model": model.state_dict(),
-            "ema": ema.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "config": config.to_dict(),
-            "schedule": schedule.config(),
-            "step": step,
-            "best": best,
-        }
-        save_checkpoint(state, out_dir / "last.pt")
-        save_checkpoint(inference_checkpoint(ema, schedule, step), out_dir / "model.pt")
-
-    bar = tqdm(total=args.steps, initial=step, desc="p1 train", disable=not is_main, dynamic_ncols=True)
+    bar = tqdm(total=args.steps, initial=step, desc="p1 train", disable=not proc.is_main, dynamic_ncols=True)
     started, running = time.time(), None
     last_step = min(args.steps, step + args.stop_after) if args.stop_after else args.steps
     while step < last_step:
-        idx = batch_indices(step, len(images), args.batch_size, rank, world, args.seed)
-        x0 = to_signed(images[idx]).to(device)
-        if device.type == "cpu":
-            x0 = x0.contiguous(memory_format=torch.channels_last)
-        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step * 101 + rank)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, args)
-        loss = training_loss(net, schedule, x0, labels[idx].to(device), args.p_uncond, gen, model.null_label)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        optimizer.step()
-        ema_update(ema, model, min(args.ema_decay, (1 + step) / (10 + step)))
+        loss = training_step(net, parts, schedule, images, labels, step, args, proc)
         step += 1
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        running = loss if running is None else 0.98 * running + 0.02 * loss
         bar.update(1)
         bar.set_postfix(loss=f"{running:.4f}")
-        if not is_main:
+        if not proc.is_main:
             continue
         record = {}
         if step % args.log_every == 0 or step == args.steps:
@@ -233,19 +256,21 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 "elapsed_s": round(time.time() - started, 1),
             }
         if classifier is not None and (step % args.eval_every == 0 or step == args.steps):
-            acc = evaluate(ema, schedule, classifier, args)
+            acc, best = evaluate_and_keep_best(parts.ema, schedule, classifier, args, step, best)
             record.update(step=step, eval_accuracy=acc)
-            if acc > best:
-                best = acc
-                save_checkpoint(inference_checkpoint(ema, schedule, step, eval_accuracy=acc), out_dir / "best.pt")
             bar.write(f"step {step}: accuracy {acc:.4f} (best {best:.4f})")
         if record:
             with open(out_dir / "metrics.jsonl", "a") as log:
                 log.write(json.dumps(record) + "\n")
         if step % args.save_every == 0 or step == last_step:
-            save()
+            state = {name: part.state_dict() for name, part in parts.named().items()}
+            save_checkpoint(
+                state | {"config": config, "schedule": schedule.config(), "step": step, "best": best},
+                out_dir / "last.pt",
+            )
+            save_checkpoint(inference_checkpoint(parts.ema, schedule, step), out_dir / "model.pt")
     bar.close()
-    if distributed:
+    if proc.distributed:
         dist.destroy_process_group()
 
 

@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 from hw2lib.checkpoints import load_file, load_weights
 from hw2lib.cli import UserError, exact_float32, pick_device, run_main
 from hw2lib.ddim import DDIMSampler
-from hw2lib.images import check_output_dir, encode_png, list_files, minmax_to_uint8, write_files_atomically
+from hw2lib.files import check_output_dir, list_files, write_files_atomically
+from hw2lib.images import encode_png, minmax_to_uint8
 from hw2lib.schedule import NoiseSchedule
 
 from .unet import UNet
@@ -48,16 +49,16 @@ def load_noise(path: Path) -> torch.Tensor:
     if not isinstance(noise, torch.Tensor):
         raise UserError(f"{path}: expected a tensor, found {type(noise).__name__}")
     image = noise[0] if noise.dim() == 4 and noise.shape[0] == 1 else noise
-    if (
-        image.dim() != 3
-        or image.shape[0] != 3
-        or image.shape[1] % 32
-        or image.shape[2] % 32
-        or not image.is_floating_point()
-    ):
+    if image.dim() != 3 or image.shape[0] != 3 or not image.is_floating_point() or image.numel() == 0:
         raise UserError(
-            f"{path}: expected a float tensor of shape (1, 3, H, W) or (3, H, W) with H, W multiples of 32, got {tuple(noise.shape)} {noise.dtype}"
+            f"{path}: expected a float tensor of shape (1, 3, H, W) or (3, H, W), got {tuple(noise.shape)} {noise.dtype}"
         )
+    if image.shape[1] % 32 or image.shape[2] % 32:
+        raise UserError(
+            f"{path}: H and W must be positive multiples of 32 (the UNet halves them 5 times), got {tuple(noise.shape)}"
+        )
+    if not torch.isfinite(image).all():
+        raise UserError(f"{path}: holds NaN or infinite values (expected Gaussian noise)")
     return image.float()
 
 
@@ -95,7 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for the per-step noise when η > 0")
     p.add_argument("--batch-size", type=int, default=10, help="noises per forward pass")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, …")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
@@ -112,9 +112,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for shape in sorted({n.shape for n in noises.values()}):  # one batch stream per image size
         names = [k for k, n in noises.items() if n.shape == shape]
         x_T = torch.stack([noises[k] for k in names])
-        images = minmax_to_uint8(
-            ddim_images(unet, x_T, sampler, args.batch_size, device, generator, progress=not args.quiet)
-        )
+        images = minmax_to_uint8(ddim_images(unet, x_T, sampler, args.batch_size, device, generator, progress=True))
         files.update({f"{name}.png": encode_png(img) for name, img in zip(names, images)})
     write_files_atomically(args.out_dir, dict(sorted(files.items())))
     print(f"wrote {len(files)} images to {args.out_dir}")

@@ -2,59 +2,42 @@
 
     python -m p3.predict TEST_DIR OUT_CSV [--checkpoint PATH]
 
-The domain comes from the path: it must contain ``svhn`` or ``usps`` (case-insensitive), not both,
-and picks ``p3/checkpoints/<domain>_dann-plus.pt``. Every .png/.jpg/.jpeg in TEST_DIR, in name order, gets
-one row; grayscale, RGBA and odd-sized images are converted to 28×28 RGB first.
+The domain comes from the path: it must contain ``svhn`` or ``usps`` (case-insensitive), not both
+(the path as given, else its absolute and resolved forms), and picks
+``p3/checkpoints/<domain>_dann-plus.pt``. Every .png/.jpg/.jpeg in TEST_DIR, in name order, gets
+one row; grayscale, 16-bit, RGBA, palette and odd-sized images are converted to 28×28 RGB first.
+
+Test-time batch statistics: a folder of at least ``--adapt-min`` images is a sample of the
+target domain, so the network's BatchNorm statistics are re-estimated on it before labelling
+(AdaBN); smaller folders use the statistics stored in the checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import csv
+import io
 from pathlib import Path
 from typing import Optional, Sequence
 
-import torch
-
-from hw2lib.checkpoints import load_checkpoint, load_weights
 from hw2lib.cli import UserError, exact_float32, pick_device, run_main
+from hw2lib.digit_cnn import label_images, load_digit_classifier
 from hw2lib.digits import read_images
-from hw2lib.images import list_images, write_text_atomically
+from hw2lib.files import write_text_atomically
+from hw2lib.images import list_images
 
-from .model import ClassifierConfig, DigitClassifier, predict_labels
+from .table import detect_domain, shipped_checkpoint
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-DOMAINS = ("svhn", "usps")
-SHIPPED_METHOD = "dann-plus"  # the best row of the README's table: what hw2_3.sh uses
-
-
-def shipped_checkpoint(domain: str, method: str = SHIPPED_METHOD) -> Path:
-    """``p3/checkpoints/<domain>_<method>.pt``: every row of the report's table is shipped."""
-    return CHECKPOINT_DIR / f"{domain}_{method}.pt"
+ADAPT_MIN = 256  # folders with fewer images keep the checkpoint's BatchNorm statistics
 
 
-def detect_domain(path: str | os.PathLike) -> str:
-    """``svhn`` or ``usps`` from the substring in ``path``; neither or both is a UserError."""
-    lowered = str(path).lower()
-    found = [d for d in DOMAINS if d in lowered]
-    if len(found) != 1:
-        why = "neither" if not found else "both"
-        raise UserError(f"{path}: the path contains {why} of 'svhn' and 'usps'; it must name exactly one target domain")
-    return found[0]
-
-
-def load_classifier(path: str | os.PathLike, device: torch.device) -> DigitClassifier:
-    ckpt = load_checkpoint(path, required=("model", "config"))
-    try:
-        model = DigitClassifier(ClassifierConfig(**ckpt["config"]))
-    except TypeError as err:
-        raise UserError(f"{path}: checkpoint config does not describe a P3 classifier ({err})") from None
-    return load_weights(model, ckpt["model"], str(path)).to(device).eval()
-
-
-@torch.no_grad()
-def predict_folder(model: DigitClassifier, files: list[Path]) -> list[int]:
-    return predict_labels(model, read_images(files)).tolist()
+def csv_text(names: Sequence[str], labels: Sequence[int]) -> str:
+    """``image_name,label`` then one row per image, quoted by the ``csv`` module where a name needs it."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image_name", "label"])
+    writer.writerows(zip(names, labels))
+    return buffer.getvalue()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("test_dir", help="folder of target-domain images; its path names svhn or usps")
     p.add_argument("out_csv", help="CSV to write (image_name,label)")
     p.add_argument("--checkpoint", help="classifier checkpoint (default: p3/checkpoints/<domain>_dann-plus.pt)")
+    p.add_argument(
+        "--adapt-min", type=int, default=ADAPT_MIN, help="re-estimate BN statistics on folders of ≥ N images (0: never)"
+    )
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, …")
     return p
 
@@ -75,10 +61,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if Path(args.out_csv).is_dir():
         raise UserError(f"{args.out_csv}: is a directory (expected a CSV file path)")
     files = list_images(args.test_dir)
-    model = load_classifier(args.checkpoint or shipped_checkpoint(domain), pick_device(args.device))
-    labels = predict_folder(model, files)
-    rows = ["image_name,label"] + [f"{f.name},{y}" for f, y in zip(files, labels)]
-    write_text_atomically(args.out_csv, "\n".join(rows) + "\n")
+    model = load_digit_classifier(args.checkpoint or shipped_checkpoint(domain), pick_device(args.device))
+    labels = label_images(model, read_images(files), args.adapt_min)
+    write_text_atomically(args.out_csv, csv_text([f.name for f in files], labels))
     print(f"{domain}: wrote {len(files)} predictions to {args.out_csv}")
 
 

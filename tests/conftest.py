@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +22,10 @@ def shared_file(*parts: str) -> Path:
     return path
 
 
-def run(args: list[str], env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+def run(args: list, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run a command from outside the repo (the grader's way), capturing text output."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd="/", env=full_env)
+    return subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=timeout, cwd="/", env=full_env)
 
 
 def run_module(module: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -62,12 +63,17 @@ def course_ddim_scheduler(steps: int = 50):
     return scheduler
 
 
+def is_progress_bar(line: str) -> bool:
+    """A tqdm progress line (``desc:  40%|████      | 2/5 [00:01<…]``)."""
+    return bool(re.search(r"\d+%\|.*\| *\d+/\d+", line))
+
+
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    """A clean failure: non-zero exit, one ``error:`` line naming what went wrong, no traceback."""
+    """A clean failure: non-zero exit, and stderr is one ``error:`` line naming what went wrong
+    (progress bars aside): no traceback, no warning."""
     assert result.returncode != 0, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not is_progress_bar(line)]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
 

@@ -14,7 +14,7 @@ PAYLOAD = b"checkpoint bytes " * 1000
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's naming)
+    def do_GET(self):
         self.server.hits.append(self.path)
         if self.path == "/good.pt":
             self.send_response(200)

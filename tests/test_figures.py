@@ -5,11 +5,11 @@ from PIL import Image
 
 from conftest import make_digit_dataset, run_module
 from hw2lib.checkpoints import save_checkpoint
+from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier
 from hw2lib.schedule import NoiseSchedule
 from p1.model import ConditionalUNet, UNetConfig
 from p1.train import inference_checkpoint
 from p2.figures import ALPHAS, ETAS, eta_grid, interpolation, lerp, save_figure, slerp
-from p3.model import ClassifierConfig, DigitClassifier
 
 
 def toy_eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -60,12 +60,28 @@ def test_p1_figures_command(tmp_path):
     assert result.returncode == 0, result.stderr
     with Image.open(tmp_path / "fig" / "digit_grid.png") as grid:
         assert grid.size == (10 * 30 + 2, 10 * 30 + 2)  # 10×10 digits of 28 px with 2 px gaps
-    assert (tmp_path / "fig" / "reverse_process.png").stat().st_size > 0
+    with Image.open(tmp_path / "fig" / "reverse_process.png") as frames:
+        assert frames.size == (1440, 540)  # 6 columns × 1.6 in, 3.6 in high, at 150 dpi
+    with Image.open(tmp_path / "fig" / "architecture.png") as drawing:
+        assert drawing.size[0] == 1650 and drawing.size[1] > 600
+
+
+def test_architecture_stages_follow_the_model():
+    """The drawing's shapes and parameter counts come from the model itself."""
+    from p1.figures import stage_shapes
+
+    model = ConditionalUNet(UNetConfig(channels=(16, 32), groups=8, heads=2))
+    stages = stage_shapes(model)
+    assert stages[0][:3] == ("stem", "PixelUnshuffle(2) + conv 3×3", (16, 14, 14))
+    assert stages[-1][:3] == ("out", "GroupNorm, SiLU, conv 3×3, PixelShuffle(2)", (3, 28, 28))
+    assert [s[2] for s in stages if s[0] == "mid"] == [(32, 7, 7), (32, 7, 7)]
+    embeddings = sum(p.numel() for m in (model.time_mlp, model.class_emb) for p in m.parameters())
+    assert sum(s[3] for s in stages) + embeddings == sum(p.numel() for p in model.parameters())
 
 
 def test_p3_report_command(tmp_path):
     digits = tmp_path / "digits"
-    for name, seed, mode in (("mnistm", 0, "RGB"), ("usps", 1, "L"), ("svhn", 2, "RGB")):
+    for name, seed, mode in (("mnistm", 0, "RGB"), ("usps", 1, "L"), ("svhn_real", 2, "RGB")):
         make_digit_dataset(digits / name, n=40, seed=seed, mode=mode)
     runs = tmp_path / "runs"
     for method in ("dann", "dann-plus"):
@@ -91,10 +107,18 @@ def test_p3_report_command(tmp_path):
     result = run_module("p3.report", "--digits", digits, "--runs", runs, "--out", out, "--tsne-per-domain", "40")
     assert result.returncode == 0, result.stderr[-2000:]
     rows = (out / "accuracy.csv").read_text().splitlines()
-    assert rows[0] == "method,mnistm_to_svhn,mnistm_to_usps" and len(rows) == 5
-    dann = next(r for r in rows if r.startswith("dann,")).split(",")
+    assert rows[0] == "method,mnistm_to_svhn,mnistm_to_usps"
+    methods = [r.split(",")[0] for r in rows[1:]]
+    assert methods == ["source-only", "dann", "dann-plus", "dann-plus+test-time-bn", "target-only"]
+    cells = {r.split(",")[0]: r.split(",")[1:] for r in rows[1:]}
     stored = torch.load(runs / "usps_dann" / "best.pt", weights_only=True)["val_accuracy"]
-    assert dann[1] == "" and abs(float(dann[2]) - stored) < 1e-4  # re-measured, same as at training time
+    assert cells["dann"][0] == "" and abs(float(cells["dann"][1]) - stored) < 1e-4  # re-measured, as at training
+    assert cells["source-only"] == ["", ""]  # not trained here
+    # 40 val images are fewer than hw2_3.sh's 256 for test-time statistics: the two rows must agree
+    assert cells["dann-plus+test-time-bn"] == cells["dann-plus"]
     assert "| DANN |" in (out / "accuracy.md").read_text()
-    assert (out / "tsne_usps_class.png").exists() and (out / "tsne_usps_domain.png").exists()
-    assert not (out / "tsne_svhn_class.png").exists()
+    for method in ("dann", "dann-plus"):
+        for kind in ("class", "domain"):
+            with Image.open(out / f"tsne_usps_{method}_{kind}.png") as plot:
+                assert plot.size == (825, 750)  # 5.5 × 5 inches at 150 dpi
+    assert not list(out.glob("tsne_svhn_*.png"))

@@ -12,10 +12,15 @@ from PIL import Image
 
 from conftest import REPO, assert_user_error, make_digit_dataset, run_module, run_script, shared_file
 from hw2lib.checkpoints import save_checkpoint
+from hw2lib.cli import seed_everything
+from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier
+from hw2lib.digits import load_split, to_signed
 from hw2lib.schedule import NoiseSchedule
+from p1 import train as p1_train
 from p1.generate import digit_file_names
 from p1.model import ConditionalUNet, UNetConfig
 from p1.sampling import (
+    SOLVERS,
     ClassifierFreeGuidance,
     SamplingConfig,
     draw_digits,
@@ -25,7 +30,6 @@ from p1.sampling import (
     quantize,
 )
 from p1.train import inference_checkpoint
-from p3.model import ClassifierConfig, DigitClassifier
 
 TINY = UNetConfig(channels=(16, 32), groups=8, heads=2)
 
@@ -96,12 +100,20 @@ def test_sampling_is_deterministic_and_batch_independent():
     b = generate(model, schedule, labels, noise, SamplingConfig(steps=5, batch_size=7))
     torch.testing.assert_close(a, b, rtol=0, atol=1e-4)  # far below one grey level (2/255)
     assert torch.equal(a, generate(model, schedule, labels, noise, SamplingConfig(steps=5, batch_size=20)))
-    generator = torch.Generator().manual_seed(1)
-    c1 = generate(model, schedule, labels, noise, SamplingConfig(steps=5, eta=1.0), generator=generator)
-    c2 = generate(
-        model, schedule, labels, noise, SamplingConfig(steps=5, eta=1.0), generator=torch.Generator().manual_seed(1)
+    ddpm_like = SamplingConfig(solver="ddim", steps=5, eta=1.0)
+    c1 = generate(model, schedule, labels, noise, ddpm_like, generator=torch.Generator().manual_seed(1))
+    c2 = generate(model, schedule, labels, noise, ddpm_like, generator=torch.Generator().manual_seed(1))
+    c3 = generate(model, schedule, labels, noise, ddpm_like, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(c1, c2) and not torch.equal(c1, c3)
+    for solver in SOLVERS:  # each solver on its own: deterministic, and not the other one
+        config = SamplingConfig(solver=solver, steps=5)
+        assert torch.equal(
+            generate(model, schedule, labels, noise, config), generate(model, schedule, labels, noise, config)
+        )
+    ddim, dpm = (
+        generate(model, schedule, labels, noise, SamplingConfig(solver=s, steps=5)) for s in ("ddim", "dpm++2m")
     )
-    assert torch.equal(c1, c2)
+    assert not torch.equal(ddim, dpm)
 
 
 def test_selection_keeps_the_most_confident_candidates():
@@ -157,8 +169,12 @@ def test_hw2_1_shipped_model(tmp_path):
     if not checkpoint.exists():
         pytest.skip("shipped checkpoint missing: run bash hw2_download.sh")
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("a foreign file: kept, and reported")
     result = run_script("hw2_1.sh", out)
     assert result.returncode == 0, result.stderr
+    assert "note:" in result.stdout and "notes.txt" in result.stdout
+    (out / "notes.txt").unlink()
     files = read_folder(out)
     assert list(files) == sorted(digit_file_names(100))
     assert not list(tmp_path.glob(".*staging*")), "staging folder left behind"
@@ -235,7 +251,9 @@ def test_resume_reproduces_the_next_step(mnistm, tmp_path):
     assert model.config.channels == (16, 32)
 
 
-def test_ddp_step_on_two_cpu_processes(mnistm, tmp_path):
+def test_ddp_step_matches_one_process_averaging_both_ranks(mnistm, tmp_path):
+    """One DDP step on two CPU processes (gloo) equals, to float rounding, one process that computes
+    both ranks' losses on their own batches and noise, averages the gradients and steps."""
     out = tmp_path / "ddp"
     cmd = [
         sys.executable,
@@ -247,12 +265,41 @@ def test_ddp_step_on_two_cpu_processes(mnistm, tmp_path):
         "29517",
         "-m",
         "p1.train",
-        *train_args(mnistm, out, "--steps", "2", "--device", "cpu"),
+        *train_args(mnistm, out, "--steps", "1", "--device", "cpu"),
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "world size 2" in result.stdout
-    ckpt = load_last(out)
-    assert ckpt["step"] == 2
-    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    ddp = load_last(out)
+    assert ddp["step"] == 1
+
+    args = p1_train.build_parser().parse_args(train_args(mnistm, tmp_path / "ref", "--steps", "1"))
+    seed_everything(args.seed)  # as p1.train's main does before building the model
+    images, labels = load_split(mnistm, "train")
+    parts, schedule = p1_train.build(args, torch.device("cpu")), NoiseSchedule()
+    for rank in (0, 1):
+        idx = p1_train.batch_indices(0, len(images), args.batch_size, rank, 2, args.seed)
+        x0 = to_signed(images[idx]).contiguous(memory_format=torch.channels_last)
+        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + rank)
+        loss = p1_train.training_loss(
+            parts.model, schedule, x0, labels[idx], args.p_uncond, gen, parts.model.null_label
+        )
+        (loss / 2).backward()  # DDP averages the two ranks' gradients
+    for group in parts.optimizer.param_groups:
+        group["lr"] = p1_train.lr_at(0, args)
+    torch.nn.utils.clip_grad_norm_(parts.model.parameters(), args.grad_clip)
+    parts.optimizer.step()
+    for name, tensor in parts.model.state_dict().items():
+        torch.testing.assert_close(ddp["model"][name], tensor, rtol=1e-4, atol=1e-6, msg=name)
+    moved = sum((ddp["model"][k] - v).abs().sum() for k, v in parts.model.state_dict().items() if v.is_floating_point())
+    assert moved < 1e-3 and any(
+        not torch.equal(a, b) for a, b in zip(ddp["model"].values(), load_init(mnistm, tmp_path).values())
+    )
+
+
+def load_init(mnistm: Path, tmp_path: Path) -> dict:
+    """The untrained model's weights for the same seed (to check that the step changed them)."""
+    args = p1_train.build_parser().parse_args(train_args(mnistm, tmp_path / "init", "--steps", "1"))
+    seed_everything(args.seed)
+    return p1_train.build(args, torch.device("cpu")).model.state_dict()

@@ -11,9 +11,9 @@ from PIL import Image
 from conftest import REPO, assert_user_error, make_digit_dataset, run_module, run_script
 from hw2lib.checkpoints import save_checkpoint
 from hw2lib.cli import UserError
+from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier
 from p3.dann import DomainAdversarialLoss, DomainDiscriminator, adaptation_weight, annealed_lr, grad_reverse
-from p3.model import ClassifierConfig, DigitClassifier
-from p3.predict import detect_domain
+from p3.table import detect_domain
 
 
 @pytest.mark.parametrize("lambd", [0.0, 0.3, 1.0])

@@ -1,4 +1,4 @@
-"""The digit classifier of P3: a small CNN feature extractor and a linear label head.
+"""The digit CNN (P3's classifier, P1's optional candidate selector): conv features and a linear label head.
 
 ``DigitClassifier(config)(x) -> (logits, features)``: ``x`` is RGB (B, 3, 28, 28) in [−1, 1]
 (grayscale sources are replicated to 3 channels on loading). Input handling is part of the model,
@@ -11,12 +11,16 @@ so training and ``hw2_3.sh`` can never disagree about it:
 
 from __future__ import annotations
 
+import copy
+import os
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from hw2lib.digits import to_signed
+from .checkpoints import load_checkpoint, load_weights
+from .cli import UserError
+from .digits import to_signed
 
 
 @dataclass
@@ -69,9 +73,65 @@ class DigitClassifier(nn.Module):
         return self.head(features), features
 
 
+def load_digit_classifier(path: str | os.PathLike, device: torch.device) -> DigitClassifier:
+    """Rebuild a :class:`DigitClassifier` from a checkpoint's stored config and weights, in eval mode."""
+    ckpt = load_checkpoint(path, required=("model", "config"))
+    try:
+        model = DigitClassifier(ClassifierConfig(**ckpt["config"]))
+    except TypeError as err:
+        raise UserError(f"{path}: checkpoint config does not describe a digit classifier ({err})") from None
+    return load_weights(model, ckpt["model"], str(path)).to(device).eval()
+
+
 @torch.no_grad()
 def predict_labels(model: DigitClassifier, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Predicted digits (N,) on the CPU for uint8 RGB images (N, 3, 28, 28), in eval mode."""
     model.eval()
     device = next(model.parameters()).device
     return torch.cat([model(to_signed(c).to(device))[0].argmax(1).cpu() for c in images.split(batch_size)])
+
+
+def batch_statistics_mode(model: nn.Module) -> nn.Module:
+    """BatchNorm normalises with each batch's own statistics, dropout is off (how the teacher labels a target batch)."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.eval()
+    return model
+
+
+@torch.no_grad()
+def adapt_batchnorm(model: DigitClassifier, images: torch.Tensor, batch_size: int = 256) -> DigitClassifier:
+    """A copy of ``model`` in eval mode whose BatchNorm statistics are re-estimated on uint8 ``images`` (AdaBN).
+
+    The statistics are the plain average over batches of ``batch_size`` images, in order, so the
+    result depends only on the images, not on what the model saw before.
+    """
+    adapted = copy.deepcopy(model)
+    for m in adapted.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over all batches
+    batch_statistics_mode(adapted)
+    device = next(model.parameters()).device
+    for chunk in images.split(batch_size):
+        adapted(to_signed(chunk).to(device))
+    return adapted.eval()
+
+
+@torch.no_grad()
+def label_images(model: DigitClassifier, images: torch.Tensor, adapt_min: int = 256) -> list[int]:
+    """Digits for uint8 images (N, 3, 28, 28), as ``hw2_3.sh`` labels a folder.
+
+    A batch of at least ``adapt_min`` images is a sample of its domain, so BatchNorm statistics
+    are first re-estimated on the images themselves (test-time AdaBN); smaller batches (and
+    ``adapt_min = 0``) keep the statistics stored in the model.
+    """
+    if 0 < adapt_min <= len(images):
+        model = adapt_batchnorm(model, images)
+    return predict_labels(model, images).tolist()
+
+
+def accuracy(model: DigitClassifier, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of uint8 ``images`` (N, 3, 28, 28) whose predicted digit equals ``labels`` (N,)."""
+    return (predict_labels(model, images) == labels).float().mean().item()

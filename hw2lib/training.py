@@ -1,0 +1,52 @@
+"""What both trainers share: the EMA update, resuming from ``last.pt`` and starting from another run's weights."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import torch
+from torch import nn
+
+from .checkpoints import drop_log_after, load_checkpoint, load_weights
+from .cli import UserError
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema ← decay · ema + (1 − decay) · model, parameter by parameter (buffers are left alone)."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1.0 - decay)
+
+
+def resume_training(
+    out_dir: str | os.PathLike, parts: Mapping[str, Any], config: dict, log: bool = True
+) -> Optional[dict]:
+    """Restore ``parts`` (name → module or optimiser) from ``<out_dir>/last.pt`` when it exists.
+
+    The stored ``config`` must equal ``config`` (a run is never resumed into another model); each
+    part loads the state_dict stored under its name. Metrics logged after the checkpoint's step are
+    dropped from ``metrics.jsonl`` (when ``log``). Returns the checkpoint (``step`` and the rest), or
+    ``None`` when there is nothing to resume.
+    """
+    path = Path(out_dir) / "last.pt"
+    if not path.exists():
+        return None
+    ckpt = load_checkpoint(path, required=("config", "step", *parts))
+    if ckpt["config"] != config:
+        raise UserError(f"{path}: was trained with another configuration; use a new --out-dir")
+    for name, part in parts.items():
+        part.load_state_dict(ckpt[name])
+    if log:
+        drop_log_after(Path(out_dir) / "metrics.jsonl", ckpt["step"])
+    return ckpt
+
+
+def init_from(model: nn.Module, path: str | os.PathLike, config: dict) -> dict:
+    """Load an inference checkpoint's weights into ``model`` (same ``config`` required); returns the checkpoint."""
+    ckpt = load_checkpoint(path, required=("model", "config"))
+    if ckpt["config"] != config:
+        raise UserError(f"{path}: holds a model of another configuration ({ckpt['config']} vs {config})")
+    load_weights(model, ckpt["model"], str(path))
+    return ckpt

@@ -1,0 +1,86 @@
+"""Batch augmentations for digit images in [−1, 1], drawn from an explicit ``torch.Generator``.
+
+Every function takes ``x`` (B, C, H, W) on any device and draws its random numbers on the CPU from
+``gen``, so a run is repeatable on every device. What each one is for:
+
+* :func:`random_affine`: MNIST-M digits sit in a 20×20 box inside 28×28, USPS and SVHN digits fill
+  the frame, so the *source* is zoomed in (1.0–1.45); target views get a milder jitter.
+* :func:`random_thickness`: one 3×3 grey-scale dilation or erosion: stroke widths differ between
+  MNIST's pen, USPS's scanned and up-sampled strokes and printed house numbers.
+* :func:`random_blur`: down-sample to 10–20 pixels and back: USPS was scanned at 16×16, SVHN crops
+  are often soft, MNIST-M is sharp.
+* :func:`random_polarity`: light-on-dark or dark-on-light (both occur in MNIST-M and SVHN).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=gen)
+
+
+def _pick(n: int, prob: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """A (n, 1, 1, 1) bool mask, each entry True with probability ``prob``."""
+    return (torch.rand(n, generator=gen) < prob).to(device).view(-1, 1, 1, 1)
+
+
+def random_affine(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    zoom: tuple[float, float] = (0.9, 1.45),
+    degrees: float = 12.0,
+    shift: float = 0.1,
+    aspect: float = 0.15,
+) -> torch.Tensor:
+    """Zoom (> 1 magnifies), ±``aspect`` aspect jitter, ±``degrees`` rotation, ±``shift`` translation."""
+    n = x.shape[0]
+    scale, ratio = _uniform(n, *zoom, gen), _uniform(n, 1 - aspect, 1 + aspect, gen)
+    angle = _uniform(n, -degrees, degrees, gen) * math.pi / 180
+    sx, sy = scale * ratio.sqrt(), scale / ratio.sqrt()
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = angle.cos() / sx, -angle.sin() / sx
+    theta[:, 1, 0], theta[:, 1, 1] = angle.sin() / sy, angle.cos() / sy
+    theta[:, :, 2] = torch.stack([_uniform(n, -shift, shift, gen), _uniform(n, -shift, shift, gen)], dim=1)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)  # border: keep the background
+
+
+def random_thickness(x: torch.Tensor, gen: torch.Generator, prob: float = 0.5) -> torch.Tensor:
+    """With probability ``prob``, a 3×3 dilation or (equally likely) erosion of the brighter regions."""
+    n = x.shape[0]
+    apply, dilate = _pick(n, prob, gen, x.device), _pick(n, 0.5, gen, x.device)
+    dilated = F.max_pool2d(x, 3, stride=1, padding=1)
+    eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)
+    return torch.where(apply, torch.where(dilate, dilated, eroded), x)
+
+
+def random_blur(
+    x: torch.Tensor, gen: torch.Generator, prob: float = 0.5, sizes: tuple[int, int] = (10, 20)
+) -> torch.Tensor:
+    """With probability ``prob``, down-sample to a random size in ``sizes`` (inclusive) and back up."""
+    n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+    apply = _pick(n, prob, gen, x.device)
+    side = int(torch.randint(sizes[0], sizes[1] + 1, (1,), generator=gen))  # one size per batch
+    small = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+    return torch.where(apply, F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False), x)
+
+
+def random_polarity(x: torch.Tensor, gen: torch.Generator, prob: float = 0.5) -> torch.Tensor:
+    """With probability ``prob``, invert the image (−x in [−1, 1])."""
+    return torch.where(_pick(x.shape[0], prob, gen, x.device), -x, x)
+
+
+def source_view(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The labelled source as the target will look: thicker/thinner strokes, zoomed in, softer, either polarity."""
+    return random_polarity(random_blur(random_affine(random_thickness(x, gen), gen), gen), gen)
+
+
+def target_view(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A strongly perturbed view of a target image whose label must not change (self-training's student input)."""
+    x = random_affine(x, gen, zoom=(0.85, 1.15), degrees=15.0, shift=0.1)
+    return random_polarity(random_blur(random_thickness(x, gen), gen), gen)

@@ -1,0 +1,50 @@
+"""The prepared GPU check (bench/gpu_check.py), run on the CPU: every check runs and the report has its shape."""
+
+import sys
+
+import pytest
+
+from conftest import REPO, make_digit_dataset, run, shared_file
+
+
+@pytest.mark.slow
+def test_gpu_check_report_on_cpu(tmp_path):
+    classifier = shared_file("evaluator", "Classifier.pth")
+    digits = tmp_path / "digits"
+    make_digit_dataset(digits / "mnistm", n=130, seed=0)
+    make_digit_dataset(digits / "usps", n=20, seed=1, mode="L")
+    make_digit_dataset(digits / "svhn_real", n=20, seed=2)
+    out = tmp_path / "report"
+    result = run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "gpu_check.py"),
+            *("--digits", digits, "--classifier", classifier, "--out", out, "--device", "cpu"),
+            *("--p1-per-class", "1", "--p2-size", "32", "--p2-noises", "1", "--p2-memory-size", "32"),
+            *("--p2-memory-steps", "1", "--train-steps", "1", "--no-bash"),
+        ]
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = (out / "report.md").read_text().splitlines()
+    assert report[0] == "# GPU check" and "| check | seconds | peak MB | result | ok |" in report
+    rows = [line for line in report if line.startswith("| ") and not line.startswith("| check")]
+    checks = [row.split(" | ")[0].lstrip("| ") for row in rows]
+    assert checks == [
+        "P1 hw2_1.sh generator on cpu",
+        "P1 hw2_1.sh generator on cpu",
+        "P1 device vs CPU",
+        "P2 default batch (10 × 32²), 1 DDIM steps",
+        "P2 hw2_2.sh sampler on cpu (1 × 32²)",
+        "P2 hw2_2.sh sampler on cpu (1 × 32²)",
+        "P2 device vs CPU",
+        "P3 hw2_3.sh usps val on cpu",
+        "P3 hw2_3.sh usps val on cpu",
+        "P3 usps device vs CPU",
+        "P3 hw2_3.sh svhn val on cpu",
+        "P3 hw2_3.sh svhn val on cpu",
+        "P3 svhn device vs CPU",
+        "P1 p1.train, 1 steps",
+        "P3 p3.train dann-plus, 1 steps",
+    ]
+    assert all(row.endswith("| yes |") for row in rows), rows
+    assert "100.0 % identical PNGs" in rows[2] and "MSE 0.0000" in rows[6] and "100.00 % identical labels" in rows[9]

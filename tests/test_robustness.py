@@ -1,0 +1,324 @@
+"""The grader's GPU path made visible on the CPU, careless inputs, interrupts and damaged checkpoints.
+
+* CUDA-only failures: torch 2.0's fused attention kernels need q/k/v contiguous in their last
+  dimension, and a CPU tensor meeting a CUDA tensor only fails on a GPU. Here the attention inputs'
+  strides are checked directly, and a training and a sampling step run with model and batch on the
+  ``meta`` device, where meeting a CPU tensor raises just as meeting a CUDA one would.
+* Every bad input gets one ``error:`` line, a non-zero exit and no output.
+* Interrupts (SIGINT, SIGTERM) during the final moves leave the output folder as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from conftest import REPO, assert_user_error, make_digit_dataset, run_module
+from hw2lib import manifest
+from hw2lib.checkpoints import load_file, save_checkpoint
+from hw2lib.cli import UserError, run_main
+from hw2lib.ddim import DDIMSampler
+from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier
+from hw2lib.dpm_solver import DPMSolverPP2M
+from hw2lib.files import list_files, write_files_atomically
+from hw2lib.images import read_rgb
+from hw2lib.schedule import NoiseSchedule
+from p1.model import ConditionalUNet, UNetConfig
+from p1.sampling import ClassifierFreeGuidance
+from p1.train import training_loss
+from p3.augment import source_view, target_view
+from p3.predict import csv_text
+
+META = torch.device("meta")
+
+# ---------------------------------------------------------------- the GPU path, checked on the CPU
+
+
+def test_attention_inputs_are_contiguous_in_the_last_dimension(monkeypatch):
+    seen = []
+
+    def checking_sdpa(q, k, v, *args, **kwargs):
+        seen.append([t.stride(-1) for t in (q, k, v)])
+        return real(q, k, v, *args, **kwargs)
+
+    real = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", checking_sdpa)
+    model = ConditionalUNet(UNetConfig()).eval()
+    with torch.no_grad():
+        model(torch.randn(2, 3, 28, 28), torch.tensor([5, 900]), torch.tensor([3, 10]))
+    assert seen, "the model no longer calls scaled_dot_product_attention: update this test"
+    assert all(strides == [1, 1, 1] for strides in seen), seen
+
+
+def test_meta_device_catches_a_cpu_tensor_meeting_a_device_tensor():
+    """The premise of the tests below: on ``meta``, mixing with a CPU tensor raises (as CUDA does)."""
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        torch.where(torch.zeros(2, dtype=torch.bool), torch.zeros(2, device=META), torch.ones(2, device=META))
+
+
+def test_p1_training_step_on_meta_device():
+    model = ConditionalUNet(UNetConfig()).to(META)
+    x0 = torch.empty(4, 3, 28, 28, device=META)
+    y = torch.empty(4, dtype=torch.long, device=META)
+    loss = training_loss(model, NoiseSchedule(), x0, y, 0.5, torch.Generator().manual_seed(0), model.null_label)
+    loss.backward()
+    assert loss.device == META and all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("sampler_class", [DDIMSampler, DPMSolverPP2M])
+def test_p1_sampling_on_meta_device(sampler_class):
+    model = ConditionalUNet(UNetConfig()).to(META).eval()
+    eps_fn = ClassifierFreeGuidance(model, torch.arange(4, device=META), scale=5.0)
+    sampler = sampler_class(NoiseSchedule(), num_inference_steps=3)
+    x = sampler.sample(eps_fn, torch.empty(4, 3, 28, 28, device=META))
+    assert x.device == META and x.shape == (4, 3, 28, 28)
+
+
+def test_p3_augmentations_on_meta_device():
+    x = torch.empty(6, 3, 28, 28, device=META)
+    for view in (source_view, target_view):
+        assert view(x, torch.Generator().manual_seed(0)).device == META
+
+
+# ---------------------------------------------------------------- image reading
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
+    values = np.array([[0, 257 * 64, 257 * 128, 65535]], dtype=np.uint16).repeat(4, axis=0)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as image:
+        assert image.mode.startswith("I"), image.mode  # really a 16-bit file
+    rgb = read_rgb(tmp_path / "deep.png")
+    assert rgb.shape == (4, 4, 3) and rgb[0, :, 0].tolist() == [0, 64, 128, 255]
+
+
+def png_claiming_size(path: Path, width: int, height: int) -> None:
+    """A small PNG whose header claims ``width × height`` (decoding would need gigabytes)."""
+    Image.new("L", (8, 8)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("side", [20_000, 11_000])  # beyond Pillow's own bomb limit, and between its two limits
+def test_oversized_image_is_refused_before_decoding(tmp_path, side):
+    png_claiming_size(tmp_path / "huge.png", side, side)
+    with pytest.raises(UserError, match=r"huge\.png: .*pixels"):
+        read_rgb(tmp_path / "huge.png")
+
+
+def test_names_differing_only_in_case_are_refused(tmp_path):
+    for name in ("00.pt", "00.PT", "01.pt"):
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(UserError, match="00.PT and 00.pt differ only in case|00.pt and 00.PT differ only in case"):
+        list_files(tmp_path, (".pt",), "noise tensors")
+
+
+# ---------------------------------------------------------------- P2: bad noises end to end
+
+
+def test_p2_rejects_non_finite_empty_and_case_twin_noises(tmp_path):
+    unet = tmp_path / "UNet.pt"
+    unet.write_bytes(b"never loaded: the noises are checked first")
+    out = tmp_path / "out"
+    cases = {
+        "nan": torch.full((1, 3, 32, 32), float("nan")),
+        "inf": torch.full((1, 3, 32, 32), float("inf")),
+        "empty": torch.zeros(1, 3, 0, 0),
+    }
+    for name, tensor in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        torch.save(tensor, folder / "00.pt")
+        expected = "NaN or infinite" if name in ("nan", "inf") else "expected a float tensor"
+        assert_user_error(run_module("p2.sample", folder, out, unet), str(folder / "00.pt"), expected)
+    twins = tmp_path / "twins"
+    twins.mkdir()
+    for name in ("00.pt", "00.PT"):
+        torch.save(torch.randn(1, 3, 32, 32), twins / name)
+    assert_user_error(run_module("p2.sample", twins, out, unet), "differ only in case")
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- P3: CSV, domain, odd images
+
+
+def test_csv_quotes_names_that_need_it():
+    text = csv_text(["a,b.png", 'say "hi".png', "plain.png"], [1, 2, 3])
+    assert text == 'image_name,label\n"a,b.png",1\n"say ""hi"".png",2\nplain.png,3\n'
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = DigitClassifier(ClassifierConfig(grayscale=True, standardize=True)).eval()
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint({"model": model.state_dict(), "config": model.config.to_dict()}, path)
+    return path
+
+
+def test_p3_reads_the_domain_from_the_resolved_path(tmp_path, tiny_checkpoint):
+    folder = make_digit_dataset(tmp_path / "usps", n=5, seed=0, mode="L", splits=("test",)) / "data"
+    result = subprocess.run(
+        ["bash", str(REPO / "hw2_3.sh"), ".", str(tmp_path / "out.csv")],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usps:") and len((tmp_path / "out.csv").read_text().splitlines()) == 6
+
+
+def test_p3_sixteen_bit_and_odd_names_end_to_end(tmp_path, tiny_checkpoint):
+    folder = tmp_path / "svhn" / "test"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.full((28, 28), 40000, dtype=np.uint16)).save(folder / "deep,1.png")
+    Image.new("RGB", (28, 28), (9, 9, 9)).save(folder / 'q"2.png')
+    out = tmp_path / "out.csv"
+    result = run_module("p3.predict", folder, out, "--checkpoint", tiny_checkpoint)
+    assert result.returncode == 0, result.stderr
+    import csv
+
+    rows = list(csv.reader(out.open(newline="")))
+    assert [r[0] for r in rows] == ["image_name", "deep,1.png", 'q"2.png']
+
+
+def test_p3_oversized_image_is_one_error_line(tmp_path, tiny_checkpoint):
+    folder = tmp_path / "usps"
+    folder.mkdir()
+    png_claiming_size(folder / "huge.png", 20_000, 20_000)
+    out = tmp_path / "out.csv"
+    assert_user_error(run_module("p3.predict", folder, out, "--checkpoint", tiny_checkpoint), "huge.png", "pixels")
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- interrupts roll back
+
+
+def outputs(n: int) -> dict[str, bytes]:
+    return {f"{i:02d}.png": f"new {i}".encode() for i in range(n)}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("after", [0, 3, 7])
+def test_a_signal_mid_move_leaves_the_folder_as_it_was(tmp_path, monkeypatch, signum, after):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "03.png").write_bytes(b"old 3")  # replaced by the run, so it must come back
+    (out / "foreign.txt").write_bytes(b"not ours")  # never touched
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real_replace, calls = os.replace, []
+
+    def replace_then_signal(src, dst):
+        real_replace(src, dst)
+        calls.append(dst)
+        if len(calls) == after + 1:
+            os.kill(os.getpid(), signum)  # delivered now, in the middle of the moves
+
+    monkeypatch.setattr(os, "replace", replace_then_signal)
+    with pytest.raises(SystemExit) as stop:
+        run_main(lambda argv: write_files_atomically(out, outputs(10)))
+    assert stop.value.code == 128 + signum
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not list(tmp_path.glob(".out.staging-*")), "the staging folder must be removed"
+
+
+def test_interrupt_into_a_new_folder_removes_it(tmp_path, monkeypatch):
+    out = tmp_path / "fresh"
+    real_replace = os.replace
+
+    def replace_then_interrupt(src, dst):
+        real_replace(src, dst)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_files_atomically(out, outputs(5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_sigterm_while_p1_samples_leaves_nothing(tmp_path):
+    """A real hw2_1.sh process terminated while it samples: no staging folder, no output."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        ["bash", str(REPO / "hw2_1.sh"), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        seen = ""
+        while "%|" not in seen and proc.poll() is None:  # the first progress bar: it is sampling now
+            seen += proc.stderr.read(1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "error: interrupted by SIGTERM" in err
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------- damaged checkpoints
+
+
+def test_a_listed_checkpoint_is_verified_before_loading(tmp_path, monkeypatch):
+    path = tmp_path / "model.pt"
+    save_checkpoint({"model": {}, "config": {}}, path)
+    entry = {"name": "x", "path": "x", "size": path.stat().st_size, "sha256": manifest.sha256(path)}
+    monkeypatch.setattr(manifest, "_shipped", lambda: {path.resolve(): entry})
+    assert load_file(path)["config"] == {}
+    with open(path, "r+b") as handle:  # same size, one byte changed
+        handle.seek(100)
+        byte = handle.read(1)
+        handle.seek(100)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(UserError, match=r"model\.pt: damaged or incomplete.*hw2_download\.sh"):
+        load_file(path)
+
+
+@pytest.fixture()
+def repo_copy(tmp_path) -> Path:
+    """A copy of the repository's tracked files (the checkpoints included) to damage freely."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    copy = tmp_path / "repo"
+    for name in files:
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, copy / name)
+    return copy
+
+
+def test_entry_points_stop_on_a_damaged_checkpoint(repo_copy, tmp_path):
+    for name in ("p1/checkpoints/ddpm_mnistm.pt", "p3/checkpoints/usps_dann-plus.pt"):
+        path = repo_copy / name
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a cut download
+    out = tmp_path / "p1"
+    assert_user_error(
+        run(["bash", str(repo_copy / "hw2_1.sh"), str(out)]), "ddpm_mnistm.pt", "damaged", "hw2_download.sh"
+    )
+    assert not out.exists()
+    folder = make_digit_dataset(tmp_path / "usps", n=3, seed=0, mode="L", splits=("test",)) / "data"
+    csv_path = tmp_path / "out.csv"
+    assert_user_error(run(["bash", str(repo_copy / "hw2_3.sh"), str(folder), str(csv_path)]), "usps_dann-plus.pt")
+    assert not csv_path.exists()
+
+
+def run(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, cwd="/", timeout=600)
