@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hw2lib.cli import pick_device
 from hw2lib.ddim import DDIMSampler
 from hw2lib.digit_cnn import load_digit_classifier
 from hw2lib.images import signed_to_uint8
@@ -49,13 +50,14 @@ def main() -> None:
     p.add_argument("--selector", default=str(DEFAULT_SELECTOR), help="candidate selector (for oversample > 1)")
     p.add_argument("--per-class", type=int, default=50, help="digits per class per setting")
     p.add_argument("--ddpm-steps", type=int, default=0, help="time this many steps of a 400-step ancestral sampler")
-    p.add_argument("--device", default="cpu", help="device to sample on")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, …")
     args = p.parse_args()
 
-    model, schedule = load_model(args.checkpoint, torch.device(args.device))
+    device = pick_device(args.device)
+    model, schedule = load_model(args.checkpoint, device)
     classifier = load_lenet(args.classifier)
-    selector = load_digit_classifier(args.selector, torch.device(args.device)) if max(args.oversample) > 1 else None
-    print(f"{10 * args.per_class} digits per setting, threads={torch.get_num_threads()}, device={args.device}\n")
+    selector = load_digit_classifier(args.selector, device) if max(args.oversample) > 1 else None
+    print(f"{10 * args.per_class} digits per setting, threads={torch.get_num_threads()}, device={device}\n")
     print("| solver | grid | steps | guidance | oversample | accuracy | worst digit | seconds |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for solver, grid, steps, scale, oversample in itertools.product(
@@ -79,9 +81,9 @@ def main() -> None:
     if args.ddpm_steps:
         sampler = DDIMSampler(schedule, num_inference_steps=400, steps_offset=0, eta=1.0)
         all_labels = torch.arange(10).repeat_interleave(100)
-        x = initial_noise(1000, 0).to(args.device)
+        x = initial_noise(1000, 0).to(device)
         gen = torch.Generator().manual_seed(0)
-        eps_fn = ClassifierFreeGuidance(model, all_labels.to(args.device), SamplingConfig.guidance)
+        eps_fn = ClassifierFreeGuidance(model, all_labels.to(device), SamplingConfig.guidance)
         started = time.time()
         with torch.no_grad():
             for t, s in list(zip(sampler.timesteps(), sampler.prev_timesteps()))[: args.ddpm_steps]:

@@ -18,6 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hw2lib.cli import pick_device
 from p2.sample import course_sampler
 from p2.unet import UNet, golden_init_
 
@@ -28,9 +29,9 @@ def main() -> None:
     p.add_argument("--size", type=int, default=256, help="image side")
     p.add_argument("--batch-size", type=int, default=10, help="noises per forward (as hw2_2.sh)")
     p.add_argument("--measure-steps", type=int, default=50, help="DDIM steps actually run (≤ 50)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, …")
     args = p.parse_args()
-    device = torch.device(args.device)
+    device = pick_device(args.device)
     unet = golden_init_(UNet()).to(device).eval()
     sampler = course_sampler()
     x = torch.randn(args.noises, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)).to(device)
@@ -47,7 +48,7 @@ def main() -> None:
     total = seconds * 50 / len(steps)
     how = "measured" if len(steps) == 50 else f"extrapolated from {len(steps)} measured steps"
     print(
-        f"{args.noises} noises at {args.size}×{args.size} on {args.device} (threads={torch.get_num_threads()}): "
+        f"{args.noises} noises at {args.size}×{args.size} on {device} (threads={torch.get_num_threads()}): "
         f"{seconds / len(steps):.2f} s/step, {total:.0f} s for 50 steps ({how})"
     )
 

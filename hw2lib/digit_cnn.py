@@ -20,7 +20,7 @@ from torch import nn
 
 from .checkpoints import load_checkpoint, load_weights
 from .cli import UserError
-from .digits import to_signed
+from .images import map_batches, uint8_to_signed
 
 
 @dataclass
@@ -87,8 +87,7 @@ def load_digit_classifier(path: str | os.PathLike, device: torch.device) -> Digi
 def predict_labels(model: DigitClassifier, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Predicted digits (N,) on the CPU for uint8 RGB images (N, 3, 28, 28), in eval mode."""
     model.eval()
-    device = next(model.parameters()).device
-    return torch.cat([model(to_signed(c).to(device))[0].argmax(1).cpu() for c in images.split(batch_size)])
+    return map_batches(lambda x: model(x)[0].argmax(1), images, batch_size, next(model.parameters()).device)
 
 
 def batch_statistics_mode(model: nn.Module) -> nn.Module:
@@ -115,7 +114,7 @@ def adapt_batchnorm(model: DigitClassifier, images: torch.Tensor, batch_size: in
     batch_statistics_mode(adapted)
     device = next(model.parameters()).device
     for chunk in images.split(batch_size):
-        adapted(to_signed(chunk).to(device))
+        adapted(uint8_to_signed(chunk).to(device))
     return adapted.eval()
 
 

@@ -46,8 +46,3 @@ def load_split(root: str | os.PathLike, split: str, limit: int | None = None) ->
         names, labels = names[:limit], labels[:limit]
     images = read_images([Path(root) / "data" / n for n in names])
     return images, torch.tensor(labels, dtype=torch.long)
-
-
-def to_signed(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] → float [−1, 1] (the same as ToTensor + Normalize(0.5, 0.5))."""
-    return images.float().div(127.5).sub(1.0)

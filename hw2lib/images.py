@@ -11,7 +11,7 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -28,6 +28,20 @@ def unit_to_uint8(x: torch.Tensor) -> torch.Tensor:
     """[0, 1] floats (..., C, H, W) → uint8 (..., H, W, C), rounding as ``save_image`` does."""
     x = x.detach().to("cpu", torch.float32)
     return x.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).movedim(-3, -1)
+
+
+def uint8_to_signed(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] (any layout) → float [−1, 1] (the same as ToTensor + Normalize(0.5, 0.5))."""
+    return images.float().div(127.5).sub(1.0)
+
+
+@torch.no_grad()
+def map_batches(
+    fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int = 512, device=None
+) -> torch.Tensor:
+    """``fn`` applied to uint8 images (N, C, H, W) as [−1, 1] float batches on ``device``; the
+    results are concatenated on the CPU. Every batched inference loop of the project is this one."""
+    return torch.cat([fn(uint8_to_signed(chunk).to(device)).cpu() for chunk in images.split(batch_size)])
 
 
 def signed_to_uint8(x: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from torch import nn
 
 from hw2lib.checkpoints import load_file, load_weights
 from hw2lib.cli import UserError
-from hw2lib.digits import to_signed
+from hw2lib.images import map_batches
 
 
 class LeNet(nn.Module):
@@ -45,8 +45,7 @@ def load_lenet(path: str | os.PathLike) -> LeNet:
 @torch.no_grad()
 def predict(classifier: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Predicted digits (N,) for uint8 images (N, 3, 28, 28)."""
-    preds = [classifier(to_signed(chunk)).argmax(1) for chunk in images.split(batch_size)]
-    return torch.cat(preds)
+    return map_batches(lambda x: classifier(x).argmax(1), images, batch_size)
 
 
 def per_digit_accuracy(preds: torch.Tensor, labels: torch.Tensor) -> dict[int, float]:

@@ -26,7 +26,7 @@ from hw2lib.cli import UserError
 from hw2lib.ddim import DDIMSampler, StepCallback
 from hw2lib.digit_cnn import load_digit_classifier
 from hw2lib.dpm_solver import DPMSolverPP2M
-from hw2lib.images import signed_to_uint8
+from hw2lib.images import map_batches, signed_to_uint8
 from hw2lib.schedule import NoiseSchedule
 
 from .model import ConditionalUNet, UNetConfig
@@ -117,11 +117,6 @@ def generate(
     return torch.cat(out)
 
 
-def quantize(x: torch.Tensor) -> torch.Tensor:
-    """[−1, 1] floats → what the PNG file will hold, back in [−1, 1] (uint8 rounding applied)."""
-    return signed_to_uint8(x).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-
-
 @torch.no_grad()
 def draw_digits(
     model: ConditionalUNet,
@@ -145,8 +140,9 @@ def draw_digits(
     x = generate(model, schedule, labels, initial_noise(len(labels), seed), config, progress=progress)
     keep = torch.arange(len(labels))
     if candidates > per_class:
+        as_saved = signed_to_uint8(x).permute(0, 3, 1, 2)  # the selector sees what the PNGs will hold
         device = next(selector.parameters()).device
-        probs = torch.cat([selector(quantize(c).to(device))[0].softmax(1).cpu() for c in x.split(config.batch_size)])
+        probs = map_batches(lambda b: selector(b)[0].softmax(1), as_saved, config.batch_size, device)
         score = probs[torch.arange(len(labels)), labels].view(10, candidates)
         best = score.topk(per_class, dim=1).indices.sort(dim=1).values
         keep = (best + candidates * torch.arange(10).view(-1, 1)).flatten()

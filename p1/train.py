@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 
 from hw2lib.checkpoints import half_state_dict, save_checkpoint
 from hw2lib.cli import UserError, pick_device, run_main, seed_everything
-from hw2lib.digits import load_split, to_signed
-from hw2lib.images import signed_to_uint8
+from hw2lib.digits import load_split
+from hw2lib.images import signed_to_uint8, uint8_to_signed
 from hw2lib.schedule import NoiseSchedule
 from hw2lib.training import ema_update, init_from, resume_training
 
@@ -197,7 +197,7 @@ def build(args: argparse.Namespace, device: torch.device) -> Parts:
 def training_step(net, parts: Parts, schedule: NoiseSchedule, images, labels, step: int, args, proc: Process) -> float:
     """One optimiser step on this process's share of the global batch; returns the loss."""
     idx = batch_indices(step, len(images), args.batch_size, proc.rank, proc.world, args.seed)
-    x0 = to_signed(images[idx]).to(proc.device)
+    x0 = uint8_to_signed(images[idx]).to(proc.device)
     if proc.device.type == "cpu":
         x0 = x0.contiguous(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step * 101 + proc.rank)

@@ -22,9 +22,10 @@ import matplotlib.pyplot as plt
 import torch
 
 from hw2lib.cli import UserError, exact_float32, pick_device, run_main
+from hw2lib.ddim import EpsFn
 from hw2lib.images import minmax_to_uint8
 
-from .sample import EpsFn, course_sampler, ddim_images, load_noise, load_unet
+from .sample import course_sampler, ddim_images, load_noise, load_unet
 
 ETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 ALPHAS = tuple(round(0.1 * k, 1) for k in range(11))

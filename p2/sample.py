@@ -13,21 +13,19 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from hw2lib.checkpoints import load_file, load_weights
 from hw2lib.cli import UserError, exact_float32, pick_device, run_main
-from hw2lib.ddim import DDIMSampler
+from hw2lib.ddim import DDIMSampler, EpsFn
 from hw2lib.files import check_output_dir, list_files, write_files_atomically
 from hw2lib.images import encode_png, minmax_to_uint8
 from hw2lib.schedule import NoiseSchedule
 
 from .unet import UNet
-
-EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def course_sampler(steps: int = 50, eta: float = 0.0) -> DDIMSampler:

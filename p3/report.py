@@ -28,7 +28,8 @@ import torch
 
 from hw2lib.cli import UserError, pick_device, run_main
 from hw2lib.digit_cnn import accuracy, label_images, load_digit_classifier
-from hw2lib.digits import load_split, to_signed
+from hw2lib.digits import load_split
+from hw2lib.images import map_batches
 
 from .table import CHECKPOINT_DIR, DATA_FOLDERS, DOMAINS, METHODS, SHIPPED_METHOD
 
@@ -44,8 +45,7 @@ ROW_NAMES = {
 
 @torch.no_grad()
 def features(model, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
-    device = next(model.parameters()).device
-    return torch.cat([model(to_signed(c).to(device))[1].cpu() for c in images.split(batch_size)]).numpy()
+    return map_batches(lambda x: model(x)[1], images, batch_size, next(model.parameters()).device).numpy()
 
 
 def checkpoint_for(runs: Path, target: str, method: str) -> Path:

@@ -39,7 +39,8 @@ from tqdm.auto import tqdm
 from hw2lib.checkpoints import save_checkpoint
 from hw2lib.cli import pick_device, run_main, seed_everything
 from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier, accuracy, adapt_batchnorm, batch_statistics_mode
-from hw2lib.digits import load_split, to_signed
+from hw2lib.digits import load_split
+from hw2lib.images import uint8_to_signed
 from hw2lib.training import ema_update, init_from, resume_training
 
 from .augment import source_view, target_view
@@ -140,8 +141,8 @@ def training_step(parts: Parts, data: Data, args: argparse.Namespace, step: int,
     gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
     i = torch.randint(len(data.train_x), (args.batch_size,), generator=gen)
     j = torch.randint(len(data.target_x), (args.batch_size,), generator=gen)
-    xs, ys = to_signed(data.train_x[i]).to(device), data.train_y[i].to(device)
-    xt = to_signed(data.target_x[j]).to(device)
+    xs, ys = uint8_to_signed(data.train_x[i]).to(device), data.train_y[i].to(device)
+    xt = uint8_to_signed(data.target_x[j]).to(device)
     model, plus = parts.model.train(), args.method == "dann-plus"
     record = {"step": step + 1, "lambda": round(lambd, 4), "lr": round(lr, 6)}
     if args.method in ("source-only", "target-only"):

@@ -14,7 +14,8 @@ from conftest import REPO, assert_user_error, make_digit_dataset, run_module, ru
 from hw2lib.checkpoints import save_checkpoint
 from hw2lib.cli import seed_everything
 from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier
-from hw2lib.digits import load_split, to_signed
+from hw2lib.digits import load_split
+from hw2lib.images import signed_to_uint8, uint8_to_signed
 from hw2lib.schedule import NoiseSchedule
 from p1 import train as p1_train
 from p1.generate import digit_file_names
@@ -27,7 +28,6 @@ from p1.sampling import (
     generate,
     initial_noise,
     load_model,
-    quantize,
 )
 from p1.train import inference_checkpoint
 
@@ -125,7 +125,8 @@ def test_selection_keeps_the_most_confident_candidates():
     assert digits.shape == (20, 3, 28, 28) and labels.tolist() == [d for d in range(10) for _ in range(2)]
     every = generate(model, schedule, torch.arange(10).repeat_interleave(4), initial_noise(40, 5), config)
     with torch.no_grad():
-        probs = selector(quantize(every))[0].softmax(1)
+        as_saved = signed_to_uint8(every).permute(0, 3, 1, 2).float().div(127.5).sub(1)  # what the PNGs hold
+        probs = selector(as_saved)[0].softmax(1)
     score = probs[torch.arange(40), torch.arange(10).repeat_interleave(4)].view(10, 4)
     expected = (score.topk(2, dim=1).indices.sort(dim=1).values + 4 * torch.arange(10).view(-1, 1)).flatten()
     assert torch.equal(rows, expected)
@@ -280,7 +281,7 @@ def test_ddp_step_matches_one_process_averaging_both_ranks(mnistm, tmp_path):
     parts, schedule = p1_train.build(args, torch.device("cpu")), NoiseSchedule()
     for rank in (0, 1):
         idx = p1_train.batch_indices(0, len(images), args.batch_size, rank, 2, args.seed)
-        x0 = to_signed(images[idx]).contiguous(memory_format=torch.channels_last)
+        x0 = uint8_to_signed(images[idx]).contiguous(memory_format=torch.channels_last)
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + rank)
         loss = p1_train.training_loss(
             parts.model, schedule, x0, labels[idx], args.p_uncond, gen, parts.model.null_label

@@ -11,9 +11,11 @@ from PIL import Image
 from conftest import REPO, assert_user_error, make_digit_dataset, run_module, run_script
 from hw2lib.checkpoints import save_checkpoint
 from hw2lib.cli import UserError
-from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier
+from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier, adapt_batchnorm, label_images, predict_labels
+from p3.augment import random_polarity, random_thickness, source_view, target_view
 from p3.dann import DomainAdversarialLoss, DomainDiscriminator, adaptation_weight, annealed_lr, grad_reverse
 from p3.table import detect_domain
+from p3.train import self_training_loss
 
 
 @pytest.mark.parametrize("lambd", [0.0, 0.3, 1.0])
@@ -182,3 +184,65 @@ def test_train_smoke_every_method(tmp_path):
         assert result.returncode == 0, result.stderr[-2000:]
         best = torch.load(out / "best.pt", weights_only=True)
         assert best["method"] == method and best["domain"] == "usps" and 0 <= best["val_accuracy"] <= 1
+
+
+# ---------- test-time BN statistics (hw2_3.sh) and the self-training loss ----------
+
+
+def shifted_domain_model_and_images():
+    """A model whose stored BN statistics describe another domain than the images it is given."""
+    torch.manual_seed(4)
+    model = DigitClassifier(ClassifierConfig(width=8, feature_dim=16)).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.fill_(0.8)  # statistics of a much brighter domain
+            m.running_var.fill_(0.05)
+    images = torch.randint(0, 256, (300, 3, 28, 28), generator=torch.Generator().manual_seed(5), dtype=torch.uint8)
+    return model, images
+
+
+def test_test_time_bn_changes_predictions_when_the_domain_shifted():
+    model, images = shifted_domain_model_and_images()
+    stored = predict_labels(model, images)
+    adapted = torch.tensor(label_images(model, images, adapt_min=256))
+    assert (adapted != stored).float().mean() > 0.1
+    assert torch.equal(predict_labels(model, images), stored), "the caller's model must be left as it was"
+
+
+def test_test_time_bn_keeps_predictions_for_small_folders_and_matched_statistics():
+    model, images = shifted_domain_model_and_images()
+    few = images[:255]  # fewer than adapt_min: the stored statistics are used as they are
+    assert label_images(model, few, adapt_min=256) == predict_labels(model, few).tolist()
+    matched = adapt_batchnorm(model, images)  # statistics already those of these images
+    assert label_images(matched, images, adapt_min=256) == predict_labels(matched, images).tolist()
+
+
+def test_self_training_loss_follows_confident_teacher_labels_only():
+    torch.manual_seed(6)
+    student = DigitClassifier(ClassifierConfig(width=8, feature_dim=16))
+    teacher = DigitClassifier(ClassifierConfig(width=8, feature_dim=16))
+    x = torch.rand(16, 3, 28, 28) * 2 - 1
+    loss, kept = self_training_loss(student, teacher, x, torch.Generator().manual_seed(0), confidence=0.0)
+    assert kept == 1.0 and loss.item() > 0
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    assert all(p.grad is None for p in teacher.parameters()), "the teacher is never trained by this loss"
+    student.zero_grad()
+    loss, kept = self_training_loss(student, teacher, x, torch.Generator().manual_seed(0), confidence=1.01)
+    assert kept == 0.0 and loss.item() == 0.0  # nothing is confident enough: no pseudo-label, no pull
+
+
+def test_augmentations_keep_shape_range_and_draw_only_from_the_generator():
+    x = torch.rand(8, 3, 28, 28) * 2 - 1
+    state = torch.get_rng_state()
+    a = source_view(x, torch.Generator().manual_seed(1))
+    b = source_view(x, torch.Generator().manual_seed(1))
+    c = target_view(x, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == c.shape == x.shape and not torch.equal(a, x)
+    assert a.min() >= -1 - 1e-6 and a.max() <= 1 + 1e-6
+    assert torch.equal(torch.get_rng_state(), state), "the global RNG was touched"
+    assert torch.equal(random_polarity(x, torch.Generator(), prob=1.0), -x)
+    stroke = -torch.ones(1, 1, 28, 28)
+    stroke[..., 10:18, 13:15] = 1.0  # a bright bar two pixels wide
+    thick = random_thickness(stroke, torch.Generator().manual_seed(0), prob=1.0)
+    assert (thick > 0).sum() != (stroke > 0).sum()  # dilated or eroded: the stroke width changed
