@@ -64,7 +64,7 @@ class SamplingConfig:
         True  # grid [T−1, T−1−T/steps, …] ("trailing") instead of [1 + …, 1] ("leading", the course's P2 grid)
     )
     eta: float = 0.0  # DDIM only; 0: deterministic
-    batch_size: int = 500  # images per forward pass (×2 with guidance)
+    batch_size: int = 100  # digits per forward pass (×2 with guidance); measured fastest on a 2-core CPU
     oversample: float = 1.0  # candidates drawn per kept digit; > 1 keeps those a selector is surest of
 
     def sampler(self, schedule: NoiseSchedule) -> DDIMSampler | DPMSolverPP2M:
