@@ -75,12 +75,15 @@ def random_polarity(x: torch.Tensor, gen: torch.Generator, prob: float = 0.5) ->
     return torch.where(_pick(x.shape[0], prob, gen, x.device), -x, x)
 
 
-def source_view(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """The labelled source as the target will look: thicker/thinner strokes, zoomed in, softer, either polarity."""
-    return random_polarity(random_blur(random_affine(random_thickness(x, gen), gen), gen), gen)
+def source_view(x: torch.Tensor, gen: torch.Generator, stroke: float = 0.5) -> torch.Tensor:
+    """The labelled source as the target will look: zoomed in, either polarity and, each with
+    probability ``stroke``, thicker/thinner strokes and a softer image."""
+    x = random_affine(random_thickness(x, gen, prob=stroke), gen)
+    return random_polarity(random_blur(x, gen, prob=stroke), gen)
 
 
-def target_view(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """A strongly perturbed view of a target image whose label must not change (self-training's student input)."""
+def target_view(x: torch.Tensor, gen: torch.Generator, stroke: float = 0.5) -> torch.Tensor:
+    """A perturbed view of a target image whose label must not change (self-training's student input):
+    mild affine jitter, either polarity and, each with probability ``stroke``, stroke width and blur."""
     x = random_affine(x, gen, zoom=(0.85, 1.15), degrees=15.0, shift=0.1)
-    return random_polarity(random_blur(random_thickness(x, gen), gen), gen)
+    return random_polarity(random_blur(random_thickness(x, gen, prob=stroke), gen, prob=stroke), gen)

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--self-train-from", type=float, default=0.3, help="dann-plus: progress p at which self-training starts"
     )
+    p.add_argument(
+        "--stroke-aug", type=float, default=0.5, help="dann-plus: probability of stroke-width and blur augmentation"
+    )
     p.add_argument("--teacher-decay", type=float, default=0.99, help="dann-plus: EMA decay of the mean teacher")
     p.add_argument("--init-from", help="start from an inference checkpoint (best.pt) of the same model configuration")
     p.add_argument("--eval-every", type=int, default=250, help="evaluate on target val every N steps")
@@ -149,7 +152,7 @@ def training_step(parts: Parts, data: Data, args: argparse.Namespace, step: int,
         loss = F.cross_entropy(model(xs)[0], ys)
     else:
         if plus:  # per-domain batch statistics: each domain goes through BN on its own
-            (logits_s, f_s), (_, f_t) = model(source_view(xs, gen)), model(xt)
+            (logits_s, f_s), (_, f_t) = model(source_view(xs, gen, args.stroke_aug)), model(xt)
         else:
             logits, feats = model(torch.cat([xs, xt]))
             logits_s, f_s, f_t = logits[: len(xs)], feats[: len(xs)], feats[len(xs) :]
@@ -157,7 +160,9 @@ def training_step(parts: Parts, data: Data, args: argparse.Namespace, step: int,
         loss = F.cross_entropy(logits_s, ys) + loss_d
         record["domain_acc"] = round(acc_d, 3)
         if plus and p >= args.self_train_from:
-            loss_st, record["pseudo_frac"] = self_training_loss(model, parts.teacher, xt, gen, args.confidence)
+            loss_st, record["pseudo_frac"] = self_training_loss(
+                model, parts.teacher, xt, gen, args.confidence, args.stroke_aug
+            )
             loss = loss + loss_st
     parts.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -169,7 +174,12 @@ def training_step(parts: Parts, data: Data, args: argparse.Namespace, step: int,
 
 
 def self_training_loss(
-    student: nn.Module, teacher: nn.Module, x_target: torch.Tensor, gen: torch.Generator, confidence: float
+    student: nn.Module,
+    teacher: nn.Module,
+    x_target: torch.Tensor,
+    gen: torch.Generator,
+    confidence: float,
+    stroke: float = 0.5,
 ) -> tuple[torch.Tensor, float]:
     """Cross-entropy of the student on perturbed target views against the teacher's confident labels.
 
@@ -180,7 +190,7 @@ def self_training_loss(
         probs = batch_statistics_mode(teacher)(x_target)[0].softmax(1)
     conf, pseudo = probs.max(1)
     mask = (conf >= confidence).float()
-    per_sample = F.cross_entropy(student(target_view(x_target, gen))[0], pseudo, reduction="none")
+    per_sample = F.cross_entropy(student(target_view(x_target, gen, stroke))[0], pseudo, reduction="none")
     return (per_sample * mask).mean(), round(mask.mean().item(), 3)
 
 
