@@ -13,4 +13,4 @@ if [ -f "$DATA/face/UNet.pt" ] && [ -d "$DATA/face/noise" ]; then
 else
   echo "P2 figures skipped: $DATA/face/UNet.pt or $DATA/face/noise not found"
 fi
-python3 -m p3.report --digits "$DATA/digits" --out "$OUT/p3"
+python3 -m p3.report --digits "$DATA/digits" --out "$OUT/p3" --train-split-check

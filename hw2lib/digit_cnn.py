@@ -119,12 +119,12 @@ def adapt_batchnorm(model: DigitClassifier, images: torch.Tensor, batch_size: in
 
 
 @torch.no_grad()
-def label_images(model: DigitClassifier, images: torch.Tensor, adapt_min: int = 256) -> list[int]:
+def label_images(model: DigitClassifier, images: torch.Tensor, adapt_min: int = 0) -> list[int]:
     """Digits for uint8 images (N, 3, 28, 28), as ``hw2_3.sh`` labels a folder.
 
-    A batch of at least ``adapt_min`` images is a sample of its domain, so BatchNorm statistics
-    are first re-estimated on the images themselves (test-time AdaBN); smaller batches (and
-    ``adapt_min = 0``) keep the statistics stored in the model.
+    With ``adapt_min > 0``, a batch of at least ``adapt_min`` images is taken as a sample of its
+    domain and BatchNorm statistics are first re-estimated on the images themselves (test-time
+    AdaBN); smaller batches, and ``adapt_min = 0``, keep the statistics stored in the model.
     """
     if 0 < adapt_min <= len(images):
         model = adapt_batchnorm(model, images)

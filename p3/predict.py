@@ -7,9 +7,11 @@ The domain comes from the path: it must contain ``svhn`` or ``usps`` (case-insen
 ``p3/checkpoints/<domain>_dann-plus.pt``. Every .png/.jpg/.jpeg in TEST_DIR, in name order, gets
 one row; grayscale, 16-bit, RGBA, palette and odd-sized images are converted to 28×28 RGB first.
 
-Test-time batch statistics: a folder of at least ``--adapt-min`` images is a sample of the
-target domain, so the network's BatchNorm statistics are re-estimated on it before labelling
-(AdaBN); smaller folders use the statistics stored in the checkpoint.
+Test-time batch statistics (off by default): with ``--adapt-min N``, a folder of at least N images
+is taken as a sample of the target domain and the network's BatchNorm statistics are re-estimated
+on it before labelling (AdaBN); smaller folders use the statistics stored in the checkpoint. On our
+val splits this cost 0.7 (USPS) and 1.5 (SVHN) points against the stored target statistics, so
+``hw2_3.sh`` does not do it (README, P3 results).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from hw2lib.images import list_images
 
 from .table import detect_domain, shipped_checkpoint
 
-ADAPT_MIN = 256  # folders with fewer images keep the checkpoint's BatchNorm statistics
+ADAPT_MIN = 0  # test-time BN off: measured worse than the stored target statistics (module docstring)
 
 
 def csv_text(names: Sequence[str], labels: Sequence[int]) -> str:
@@ -48,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_csv", help="CSV to write (image_name,label)")
     p.add_argument("--checkpoint", help="classifier checkpoint (default: p3/checkpoints/<domain>_dann-plus.pt)")
     p.add_argument(
-        "--adapt-min", type=int, default=ADAPT_MIN, help="re-estimate BN statistics on folders of ≥ N images (0: never)"
+        "--adapt-min",
+        type=int,
+        default=ADAPT_MIN,
+        help="re-estimate BN statistics on folders of ≥ N images (default 0: never)",
     )
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, …")
     return p

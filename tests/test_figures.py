@@ -114,7 +114,7 @@ def test_p3_report_command(tmp_path):
     stored = torch.load(runs / "usps_dann" / "best.pt", weights_only=True)["val_accuracy"]
     assert cells["dann"][0] == "" and abs(float(cells["dann"][1]) - stored) < 1e-4  # re-measured, as at training
     assert cells["source-only"] == ["", ""]  # not trained here
-    # 40 val images are fewer than hw2_3.sh's 256 for test-time statistics: the two rows must agree
+    # 40 val images are fewer than the 256 that test-time statistics need: the two rows must agree
     assert cells["dann-plus+test-time-bn"] == cells["dann-plus"]
     assert "| DANN |" in (out / "accuracy.md").read_text()
     for method in ("dann", "dann-plus"):

@@ -98,7 +98,7 @@ def test_hw2_2_agrees_with_this_torch(grader_env, tmp_path):
 
 @pytest.mark.parametrize("domain", ["usps", "svhn"])
 def test_hw2_3_writes_a_csv_and_fails_cleanly(grader_env, tmp_path, domain):
-    folder = make_digit_dataset(tmp_path / domain, n=300, seed=3, splits=("test",)) / "data"  # ≥ 256: test-time BN
+    folder = make_digit_dataset(tmp_path / domain, n=300, seed=3, splits=("test",)) / "data"
     out = tmp_path / "pred.csv"
     result = run_script("hw2_3.sh", folder, out, env=grader_env)
     assert result.returncode == 0, result.stderr[-3000:]

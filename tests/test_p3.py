@@ -211,6 +211,7 @@ def test_test_time_bn_changes_predictions_when_the_domain_shifted():
 
 def test_test_time_bn_keeps_predictions_for_small_folders_and_matched_statistics():
     model, images = shifted_domain_model_and_images()
+    assert label_images(model, images) == predict_labels(model, images).tolist()  # off by default
     few = images[:255]  # fewer than adapt_min: the stored statistics are used as they are
     assert label_images(model, few, adapt_min=256) == predict_labels(model, few).tolist()
     matched = adapt_batchnorm(model, images)  # statistics already those of these images
