@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="images per domain per step")
     p.add_argument("--lr", type=float, default=0.01, help="μ0 of the annealed SGD learning rate")
     p.add_argument("--width", type=int, default=ClassifierConfig.width, help="CNN width")
+    p.add_argument(
+        "--normalize",
+        choices=("channel", "image"),
+        help="input normalisation: RGB to [−1, 1] (channel), or grayscale + per-image standardisation "
+        "(image); default image for dann-plus, channel otherwise",
+    )
     p.add_argument("--confidence", type=float, default=0.95, help="dann-plus: pseudo-label confidence threshold")
     p.add_argument(
         "--self-train-from", type=float, default=0.3, help="dann-plus: progress p at which self-training starts"
@@ -101,9 +107,11 @@ class Parts:
     teacher: Optional[DigitClassifier]  # dann-plus only
 
 
-def method_config(method: str, width: int) -> ClassifierConfig:
-    plus = method == "dann-plus"
-    return ClassifierConfig(grayscale=plus, standardize=plus, width=width)
+def method_config(method: str, width: int, normalize: Optional[str] = None) -> ClassifierConfig:
+    """The classifier for a method: ``normalize`` is "channel" (RGB scaled to [−1, 1]) or "image"
+    (grayscale, then per-image standardisation); by default "image" for dann-plus only."""
+    per_image = (normalize or ("image" if method == "dann-plus" else "channel")) == "image"
+    return ClassifierConfig(grayscale=per_image, standardize=per_image, width=width)
 
 
 def load_data(args: argparse.Namespace) -> Data:
@@ -117,7 +125,7 @@ def load_data(args: argparse.Namespace) -> Data:
 
 
 def build(args: argparse.Namespace, device: torch.device) -> Parts:
-    config = method_config(args.method, args.width)
+    config = method_config(args.method, args.width, args.normalize)
     model = DigitClassifier(config)
     if args.init_from:
         init_from(model, args.init_from, config.to_dict())
