@@ -125,6 +125,7 @@ def test_bad_manifest(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_shipped_manifest_verifies():
     result = run_script("hw2_download.sh")
     assert result.returncode == 0, result.stdout + result.stderr

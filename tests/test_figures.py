@@ -1,5 +1,6 @@
 """The report commands: P2's η grid / interpolation helpers, P1's figures and P3's table + t-SNE, on tiny inputs."""
 
+import pytest
 import torch
 from PIL import Image
 
@@ -40,6 +41,7 @@ def test_eta_grid_and_interpolation_shapes(tmp_path):
         assert image.size[0] > image.size[1] > 0
 
 
+@pytest.mark.slow
 def test_p1_figures_command(tmp_path):
     torch.manual_seed(0)
     model = ConditionalUNet(UNetConfig(channels=(16, 32), groups=8, heads=2))
@@ -79,6 +81,7 @@ def test_architecture_stages_follow_the_model():
     assert sum(s[3] for s in stages) + embeddings == sum(p.numel() for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_p3_report_command(tmp_path):
     digits = tmp_path / "digits"
     for name, seed, mode in (("mnistm", 0, "RGB"), ("usps", 1, "L"), ("svhn_real", 2, "RGB")):

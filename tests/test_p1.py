@@ -154,6 +154,7 @@ def read_folder(folder: Path) -> dict[str, np.ndarray]:
     return out
 
 
+@pytest.mark.slow
 def test_generate_writes_exactly_the_grader_files_and_repeats(tiny_checkpoint, tiny_selector, tmp_path):
     args = ["--checkpoint", tiny_checkpoint, "--steps", "3", "--per-class", "3", "--selector", tiny_selector]
     first = run_module("p1.generate", tmp_path / "a", *args)
@@ -165,6 +166,7 @@ def test_generate_writes_exactly_the_grader_files_and_repeats(tiny_checkpoint, t
     assert len({a[k].tobytes() for k in a}) == len(a), "every digit must differ"
 
 
+@pytest.mark.slow
 def test_hw2_1_shipped_model(tmp_path):
     checkpoint = REPO / "p1" / "checkpoints" / "ddpm_mnistm.pt"
     if not checkpoint.exists():
@@ -181,6 +183,7 @@ def test_hw2_1_shipped_model(tmp_path):
     assert not list(tmp_path.glob(".*staging*")), "staging folder left behind"
 
 
+@pytest.mark.slow
 def test_generated_digits_are_recognised(tmp_path):
     """The shipped model with its shipped settings, 10 digits per class, scored by the grader's LeNet."""
     classifier = shared_file("evaluator", "Classifier.pth")
@@ -196,6 +199,7 @@ def test_generated_digits_are_recognised(tmp_path):
     assert (tmp_path / "grid.png").exists()
 
 
+@pytest.mark.slow
 def test_bad_inputs(tmp_path, tiny_checkpoint):
     (tmp_path / "file").write_text("x")
     assert_user_error(run_script("hw2_1.sh", tmp_path / "file"), "not a directory")
@@ -236,6 +240,7 @@ def load_last(out: Path) -> dict:
     return torch.load(out / "last.pt", weights_only=True)
 
 
+@pytest.mark.slow
 def test_resume_reproduces_the_next_step(mnistm, tmp_path):
     straight = run_module("p1.train", *train_args(mnistm, tmp_path / "a", "--steps", "3"))
     assert straight.returncode == 0, straight.stderr
@@ -252,6 +257,7 @@ def test_resume_reproduces_the_next_step(mnistm, tmp_path):
     assert model.config.channels == (16, 32)
 
 
+@pytest.mark.slow
 def test_ddp_step_matches_one_process_averaging_both_ranks(mnistm, tmp_path):
     """One DDP step on two CPU processes (gloo) equals, to float rounding, one process that computes
     both ranks' losses on their own batches and noise, averages the gradients and steps."""

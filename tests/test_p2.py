@@ -102,6 +102,7 @@ def diffusers_reference(unet: UNet, noises: list[torch.Tensor]) -> list[np.ndarr
     return out
 
 
+@pytest.mark.slow
 def test_hw2_2_matches_independent_reference(tame_unet, unet_file, noise_dir, tmp_path):
     out_dir = tmp_path / "out"
     result = run_script("hw2_2.sh", noise_dir, out_dir, unet_file)
@@ -121,12 +122,14 @@ def test_hw2_2_matches_independent_reference(tame_unet, unet_file, noise_dir, tm
 # ---------- bad input: one clear line, non-zero exit, nothing written ----------
 
 
+@pytest.mark.slow
 def test_missing_noise_dir(unet_file, tmp_path):
     result = run_script("hw2_2.sh", tmp_path / "nope", tmp_path / "out", unet_file)
     assert_user_error(result, str(tmp_path / "nope"), "no such directory")
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_empty_noise_dir(unet_file, tmp_path):
     (tmp_path / "noise").mkdir()
     (tmp_path / "noise" / "readme.txt").write_text("not a noise")
@@ -135,6 +138,7 @@ def test_empty_noise_dir(unet_file, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "content, expected",
     [
@@ -158,12 +162,14 @@ def test_bad_noise_file(unet_file, noise_dir, tmp_path, content, expected):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_missing_unet(noise_dir, tmp_path):
     result = run_script("hw2_2.sh", noise_dir, tmp_path / "out", tmp_path / "UNet.pt")
     assert_user_error(result, str(tmp_path / "UNet.pt"), "no such file")
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_unet_with_wrong_keys(noise_dir, tmp_path):
     bad = tmp_path / "UNet.pt"
     torch.save({"time.1.weight": torch.zeros(512, 64), "foo": torch.zeros(1)}, bad)
@@ -172,6 +178,7 @@ def test_unet_with_wrong_keys(noise_dir, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_unet_that_is_not_a_checkpoint(noise_dir, tmp_path):
     bad = tmp_path / "UNet.pt"
     bad.write_text("hello")
@@ -179,6 +186,7 @@ def test_unet_that_is_not_a_checkpoint(noise_dir, tmp_path):
     assert_user_error(result, str(bad), "not a loadable")
 
 
+@pytest.mark.slow
 def test_output_path_is_a_file(unet_file, noise_dir, tmp_path):
     target = tmp_path / "out"
     target.write_text("keep me")
@@ -187,6 +195,7 @@ def test_output_path_is_a_file(unet_file, noise_dir, tmp_path):
     assert target.read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_wrong_argument_count():
     result = run_script("hw2_2.sh", "only-one")
     assert result.returncode == 2 and "usage: bash hw2_2.sh NOISE_DIR OUT_DIR UNET_PT" in result.stderr

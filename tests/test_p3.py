@@ -106,6 +106,7 @@ def read_csv(path: Path) -> list[list[str]]:
         return list(csv.reader(handle))
 
 
+@pytest.mark.slow
 def test_predict_csv_header_order_and_conversion(usps_checkpoint, tmp_path):
     names = write_images(tmp_path / "usps" / "test")
     out = tmp_path / "pred.csv"
@@ -117,6 +118,7 @@ def test_predict_csv_header_order_and_conversion(usps_checkpoint, tmp_path):
     assert all(r[1].isdigit() and 0 <= int(r[1]) <= 9 for r in rows[1:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("domain", ["usps", "svhn"])
 def test_hw2_3_with_shipped_checkpoints(domain, tmp_path):
     if not (REPO / "p3" / "checkpoints" / f"{domain}_dann-plus.pt").exists():
@@ -131,6 +133,7 @@ def test_hw2_3_with_shipped_checkpoints(domain, tmp_path):
     assert [r[0] for r in rows[1:]] == sorted(p.name for p in folder.iterdir())
 
 
+@pytest.mark.slow
 def test_bad_inputs(usps_checkpoint, tmp_path):
     ck = ["--checkpoint", usps_checkpoint]
     out = tmp_path / "out.csv"
@@ -155,6 +158,7 @@ def test_bad_inputs(usps_checkpoint, tmp_path):
     assert result.returncode == 2 and "usage: bash hw2_3.sh TEST_DIR OUT_CSV" in result.stderr
 
 
+@pytest.mark.slow
 def test_train_smoke_every_method(tmp_path):
     source = make_digit_dataset(tmp_path / "mnistm", n=40, seed=2)
     target = make_digit_dataset(tmp_path / "usps", n=40, seed=3, mode="L")

@@ -130,6 +130,7 @@ def test_names_differing_only_in_case_are_refused(tmp_path):
 # ---------------------------------------------------------------- P2: bad noises end to end
 
 
+@pytest.mark.slow
 def test_p2_rejects_non_finite_empty_and_case_twin_noises(tmp_path):
     unet = tmp_path / "UNet.pt"
     unet.write_bytes(b"never loaded: the noises are checked first")
@@ -170,6 +171,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_p3_reads_the_domain_from_the_resolved_path(tmp_path, tiny_checkpoint):
     folder = make_digit_dataset(tmp_path / "usps", n=5, seed=0, mode="L", splits=("test",)) / "data"
     result = subprocess.run(
@@ -183,6 +185,7 @@ def test_p3_reads_the_domain_from_the_resolved_path(tmp_path, tiny_checkpoint):
     assert result.stdout.startswith("usps:") and len((tmp_path / "out.csv").read_text().splitlines()) == 6
 
 
+@pytest.mark.slow
 def test_p3_sixteen_bit_and_odd_names_end_to_end(tmp_path, tiny_checkpoint):
     folder = tmp_path / "svhn" / "test"
     folder.mkdir(parents=True)
@@ -197,6 +200,7 @@ def test_p3_sixteen_bit_and_odd_names_end_to_end(tmp_path, tiny_checkpoint):
     assert [r[0] for r in rows] == ["image_name", "deep,1.png", 'q"2.png']
 
 
+@pytest.mark.slow
 def test_p3_oversized_image_is_one_error_line(tmp_path, tiny_checkpoint):
     folder = tmp_path / "usps"
     folder.mkdir()
@@ -251,6 +255,7 @@ def test_interrupt_into_a_new_folder_removes_it(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_sigterm_while_p1_samples_leaves_nothing(tmp_path):
     """A real hw2_1.sh process terminated while it samples: no staging folder, no output."""
     out = tmp_path / "out"
@@ -305,6 +310,7 @@ def repo_copy(tmp_path) -> Path:
     return copy
 
 
+@pytest.mark.slow
 def test_entry_points_stop_on_a_damaged_checkpoint(repo_copy, tmp_path):
     for name in ("p1/checkpoints/ddpm_mnistm.pt", "p3/checkpoints/usps_dann-plus.pt"):
         path = repo_copy / name
