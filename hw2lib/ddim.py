@@ -61,6 +61,34 @@ class TimestepGrid:
         """``(t, s)`` pairs, one per network evaluation: from t down to s."""
         return list(zip(self.timesteps(), self.prev_timesteps()))
 
+    def update(
+        self, eps: torch.Tensor, x_t: torch.Tensor, t: int, s: int, generator, last: bool, memory: dict
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step x_t → x_s given the network's ``eps``; returns (x_s, x0_pred). ``last`` marks the
+        final step and ``memory`` is a dict private to one :meth:`sample` call (multistep solvers
+        keep their history there)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(
+        self,
+        eps_fn: EpsFn,
+        x_T: torch.Tensor,
+        generator: Optional[torch.Generator] = None,
+        callback: Optional[StepCallback] = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Run the whole reverse process from noise ``x_T`` (B, C, H, W), one network evaluation per
+        step; returns x_0 in [−1, 1]-ish space. ``callback(t, s, x_s, x0_pred)`` sees every step."""
+        x, memory, steps = x_T, {}, self.steps()
+        for i, (t, s) in enumerate(tqdm(steps, desc=type(self).__name__, disable=not progress, leave=False)):
+            t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+            eps = eps_fn(x, t_batch).to(x.dtype)
+            x, x0_pred = self.update(eps, x, t, s, generator, last=i == len(steps) - 1, memory=memory)
+            if callback is not None:
+                callback(t, s, x, x0_pred)
+        return x
+
 
 @dataclass
 class DDIMSampler(TimestepGrid):
@@ -86,21 +114,5 @@ class DDIMSampler(TimestepGrid):
             x_s = x_s + sigma_t * z.to(x_t.device)
         return x_s, x0_pred
 
-    @torch.no_grad()
-    def sample(
-        self,
-        eps_fn: EpsFn,
-        x_T: torch.Tensor,
-        generator: Optional[torch.Generator] = None,
-        callback: Optional[StepCallback] = None,
-        progress: bool = False,
-    ) -> torch.Tensor:
-        """Run the whole reverse process from noise ``x_T`` (B, C, H, W); returns x_0 in [−1, 1]-ish space."""
-        x = x_T
-        for t, s in tqdm(self.steps(), desc="DDIM", disable=not progress, leave=False):
-            t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-            eps = eps_fn(x, t_batch).to(x.dtype)
-            x, x0_pred = self.step(eps, x, t, s, generator=generator)
-            if callback is not None:
-                callback(t, s, x, x0_pred)
-        return x
+    def update(self, eps, x_t, t, s, generator, last, memory):
+        return self.step(eps, x_t, t, s, generator)
