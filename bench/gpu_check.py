@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import platform
 import subprocess
 import sys
@@ -48,6 +49,27 @@ from p3 import train as p3_train  # noqa: E402
 from p3.table import DATA_FOLDERS  # noqa: E402
 
 P2_MEMORY_LIMIT_MB = 9 * 1024  # the 2080 Ti's 11 GB, less headroom
+P3_LABELS_MAY_DIFFER = 2  # per folder: a digit on the decision boundary may flip between float kernels
+DEFAULT_BACKEND_FLAGS = {  # torch's own defaults: training bursts are timed as a user's training would run
+    "cudnn.benchmark": torch.backends.cudnn.benchmark,
+    "cudnn.deterministic": torch.backends.cudnn.deterministic,
+    "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+    "cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+}
+
+
+def reset_backend_flags() -> None:
+    """Undo ``exact_float32`` (deterministic cuDNN, no TF32), which the inference steps set."""
+    torch.backends.cudnn.benchmark = DEFAULT_BACKEND_FLAGS["cudnn.benchmark"]
+    torch.backends.cudnn.deterministic = DEFAULT_BACKEND_FLAGS["cudnn.deterministic"]
+    torch.backends.cudnn.allow_tf32 = DEFAULT_BACKEND_FLAGS["cudnn.allow_tf32"]
+    torch.backends.cuda.matmul.allow_tf32 = DEFAULT_BACKEND_FLAGS["cuda.matmul.allow_tf32"]
+
+
+def reported_device(stderr: str) -> str:
+    """The device an entry point says it ran on (its ``device: …`` line on stderr), or "?"."""
+    found = [line.split(":", 1)[1].strip() for line in stderr.splitlines() if line.startswith("device:")]
+    return found[-1] if found else "?"
 
 
 def measured(device: torch.device, fn: Callable[[], object]) -> tuple[float, float]:
@@ -89,10 +111,10 @@ def save_noises(folder: Path, n: int, size: int, seed: int) -> None:
         torch.save(torch.randn(1, 3, size, size, generator=gen), folder / f"{i:02d}.pt")
 
 
-def p2_memory_check(unet_path: Path, noise_dir: Path, device: torch.device, steps: int) -> tuple[float, float, int]:
-    """(seconds, peak MB, steps run) of the first ``steps`` DDIM steps of hw2_2.sh's default batch."""
-    unet = p2_sample.load_unet(unet_path, device)
-    x_T = torch.stack(list(p2_sample.load_noises(noise_dir).values()))
+def p2_memory_check(
+    unet: torch.nn.Module, x_T: torch.Tensor, device: torch.device, steps: int
+) -> tuple[float, float, int]:
+    """(seconds, peak MB, steps run) of the first ``steps`` DDIM steps of ``unet`` (on ``device``) from ``x_T``."""
     sampler = p2_sample.course_sampler()
     grid = sampler.steps()[:steps]
 
@@ -168,7 +190,10 @@ def main() -> None:
     unet_path = out / "p2_unet_random.pt"
     tame_face_unet(unet_path)
     save_noises(out / "p2_noise_memory", 10, args.p2_memory_size, seed=1)
-    seconds, peak, steps = p2_memory_check(unet_path, out / "p2_noise_memory", device, args.p2_memory_steps)
+    memory_noises = torch.stack(list(p2_sample.load_noises(out / "p2_noise_memory").values()))
+    unet = p2_sample.load_unet(unet_path, device)
+    seconds, peak, steps = p2_memory_check(unet, memory_noises, device, args.p2_memory_steps)
+    del unet
     per_step = seconds / steps
     ok = device.type != "cuda" or peak < P2_MEMORY_LIMIT_MB
     rows.append(
@@ -215,11 +240,14 @@ def main() -> None:
             acc = np.mean([labels[name][k] == truth[k] for k in labels[name]])
             result = f"{len(labels[name])} images, accuracy {100 * acc:.2f} %"
             rows.append((f"P3 hw2_3.sh {target} val on {dev}", f"{seconds:.1f}", fmt_mb(peak), result, True))
-        agree = np.mean([labels["device"][k] == labels["cpu"][k] for k in labels["cpu"]])
-        rows.append((f"P3 {target} device vs CPU", "", "", f"{100 * agree:.2f} % identical labels", agree >= 0.999))
+        differ = sum(labels["device"][k] != labels["cpu"][k] for k in labels["cpu"])
+        result = f"{differ} of {len(labels['cpu'])} labels differ (allowed: {P3_LABELS_MAY_DIFFER})"
+        rows.append((f"P3 {target} device vs CPU", "", "", result, differ <= P3_LABELS_MAY_DIFFER))
 
-    # the bash entry points, as the grader runs them (device chosen automatically)
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    # the bash entry points, as the grader runs them (device chosen automatically), with this process's
+    # whole environment (a host may find libcuda through LD_LIBRARY_PATH) and this interpreter first on PATH
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    expected = "cuda" if device.type == "cuda" and torch.cuda.is_available() else "cpu"
     bash_runs = (
         ("hw2_1.sh", [str(out / "bash_p1")]),
         ("hw2_3.sh", [str(digits / "usps" / "data"), str(out / "bash_p3_usps.csv")]),
@@ -232,11 +260,13 @@ def main() -> None:
         last = (
             (result.stdout.strip().splitlines() or [""])[-1] if result.returncode == 0 else result.stderr.strip()[-300:]
         )
-        rows.append(
-            (f"bash {script} (auto device)", f"{time.perf_counter() - started:.1f}", "", last, result.returncode == 0)
-        )
+        ran_on = reported_device(result.stderr)
+        ok = result.returncode == 0 and ran_on.split(":")[0] == expected
+        seconds = f"{time.perf_counter() - started:.1f}"
+        rows.append((f"bash {script} (auto device: {ran_on}, expected {expected})", seconds, "", last, ok))
 
-    # training bursts on the device
+    # training bursts on the device, with torch's default backend flags
+    reset_backend_flags()
     for name, argv, fn in (
         (
             "P1 p1.train",

@@ -37,8 +37,8 @@ def load_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
         raise UserError(f"{path}: no such file (expected a {what})")
     verify_shipped(path)
     try:
-        with warnings.catch_warnings():  # torch 2.0's weights_only loader warns about its own TypedStorage use
-            warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+        with warnings.catch_warnings():  # the loader's own notes (TypedStorage, sparse checks) are not the user's
+            warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import signal
 import sys
@@ -17,7 +18,8 @@ class UserError(Exception):
 
 
 def run_main(main: Callable[[Optional[Sequence[str]]], None], argv: Optional[Sequence[str]] = None) -> None:
-    """Run ``main(argv)``; a :class:`UserError` becomes ``error: …`` on stderr and exit status 2.
+    """Run ``main(argv)``; a :class:`UserError` (or an ``OSError`` that escaped validation) becomes
+    one ``error: …`` line on stderr and exit status 2; a closed stdout ends the run quietly.
 
     SIGTERM is turned into ``KeyboardInterrupt`` like Ctrl-C, so that both unwind through the
     ``finally`` blocks that remove temporary files and roll back half-moved outputs; both then
@@ -32,8 +34,17 @@ def run_main(main: Callable[[Optional[Sequence[str]]], None], argv: Optional[Seq
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         main(argv)
+        sys.stdout.flush()  # a closed pipe (``… | true``) shows up here, inside the handlers below
+    except BrokenPipeError:
+        # The reader went away (``hw2_3.sh … | head``): the outputs are written; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:  # what validation could not foresee: too-long names, link loops, full disks, …
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print(f"error: interrupted by {'SIGTERM' if received else 'SIGINT'}", file=sys.stderr)
@@ -54,6 +65,14 @@ def signals_held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def finite_or_error(x: torch.Tensor, what: str) -> torch.Tensor:
+    """``x`` unchanged when every value is finite; otherwise a UserError (a model with NaN or
+    infinite weights must not quietly write black images)."""
+    if x.device.type != "meta" and not torch.isfinite(x).all():
+        raise UserError(f"{what} produced NaN or infinite values: its weights are damaged or not a trained model")
+    return x
 
 
 def pick_device(name: str = "auto") -> torch.device:

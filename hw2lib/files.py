@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -19,7 +20,7 @@ from .cli import UserError, signals_held
 
 def list_files(folder: str | os.PathLike, suffixes: Iterable[str], what: str) -> list[Path]:
     """Files in ``folder`` whose suffix (case-insensitive) is in ``suffixes``, sorted by name."""
-    folder = Path(folder)
+    folder = require_path(folder, f"the folder of {what}")
     if not folder.is_dir():
         raise UserError(f"{folder}: no such directory (expected a folder of {what})")
     wanted = tuple(s.lower() for s in suffixes)
@@ -36,91 +37,198 @@ def list_files(folder: str | os.PathLike, suffixes: Iterable[str], what: str) ->
     return files
 
 
-def check_output_dir(out_dir: str | os.PathLike) -> Path:
-    """Validate (without creating) an output folder: it may exist as a folder or not exist yet."""
-    out_dir = Path(out_dir)
+def require_path(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a Path; an empty argument (an unset shell variable, say) is a UserError, not ``.``."""
+    if not str(path):
+        raise UserError(f"empty path given for {what}")
+    return Path(path)
+
+
+def _is_regular_or_absent(path: Path) -> bool:
+    """True when nothing is at ``path`` or it is a plain file (not a folder, link, device or FIFO)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return True
+
+
+def check_output_dir(out_dir: str | os.PathLike, names: Iterable[str] = ()) -> Path:
+    """Validate (without creating) an output folder: it may exist as a folder or not exist yet, and
+    none of the ``names`` it will receive may be anything but a regular file (which we would replace)."""
+    out_dir = require_path(out_dir, "the output folder")
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: exists and is not a directory (expected an output folder)")
+    for name in names:
+        if not _is_regular_or_absent(out_dir / name):
+            raise UserError(
+                f"{out_dir / name}: exists and is not a regular file; an output of that name would replace it "
+                "(move it away or choose another folder)"
+            )
     return out_dir
 
 
-def write_files_atomically(out_dir: str | os.PathLike, files: Mapping[str, bytes]) -> None:
-    """Write ``{name: bytes}`` into ``out_dir``: all of them, or (on any error or interrupt) none.
+STAGING_PREFIX = ".hw2-staging-"  # hidden folder inside OUT_DIR that holds the outputs until they all exist
 
-    Everything is first staged in a temporary folder beside ``out_dir`` (same filesystem), then
-    moved into place with ``os.replace``; a file it replaces is first set aside in the staging
-    folder. If anything stops the moves (an OS error, Ctrl-C, or SIGTERM under
-    :func:`hw2lib.cli.run_main`), what was moved is taken back and what was replaced is restored,
-    with signals held off meanwhile, so ``out_dir`` is exactly as it was. Other files already in
-    ``out_dir`` are never touched. The staging folder is always removed.
+
+class OutputFolder:
+    """An output folder made ready *before* the work that fills it, then filled all-or-nothing.
+
+    ``OutputFolder(out_dir, names)`` checks the folder and the names it will receive, creates the
+    folder (and missing parents) and a hidden staging folder inside it: a folder that cannot be
+    written is reported before any sampling starts, and the staging folder is on the same filesystem
+    as the outputs whatever is mounted where (a mount point as OUT_DIR, a read-only parent).
+    :meth:`commit` writes ``{name: bytes}`` into the staging folder, then moves each file into place
+    with ``os.replace``; a regular file it replaces is first set aside there and its permission bits
+    are kept for the new file (new files get what ``open()`` gives, the umask respected). If anything
+    stops the moves (an OS error, Ctrl-C, or SIGTERM under :func:`hw2lib.cli.run_main`), what was
+    moved is taken back and what was replaced is restored, with signals held off meanwhile. Used as
+    a context manager: the staging folder is always removed, and folders this run created are
+    removed again unless the outputs were committed. Other files in ``out_dir`` are never touched.
     """
-    out_dir = check_output_dir(out_dir)
-    parent = out_dir.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=parent))
-    except OSError as err:
-        raise UserError(f"{out_dir}: cannot write here ({err.strerror})") from None
-    created_dir = not out_dir.exists()
-    try:
-        for name, data in files.items():
-            (staging / name).write_bytes(data)
-        (staging / ".replaced").mkdir()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        moved: list[str] = []
+
+    def __init__(self, out_dir: str | os.PathLike, names: Iterable[str]):
+        self.path = check_output_dir(out_dir, names)
+        self.names = list(names)
+        self.created: list[Path] = []
+        self.committed = False
         try:
-            for name in files:
-                if (out_dir / name).exists():
-                    os.replace(out_dir / name, staging / ".replaced" / name)
-                moved.append(name)
-                os.replace(staging / name, out_dir / name)
-        except BaseException:
-            with signals_held():
-                _roll_back(out_dir, staging, moved, created_dir)
-            raise
-    except OSError as err:
-        raise UserError(f"{out_dir}: cannot write output ({err.strerror})") from None
-    finally:
+            missing = [p for p in (self.path, *self.path.parents) if not p.exists()]
+            for folder in reversed(missing):
+                folder.mkdir()
+                self.created.append(folder)
+            self.staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.path))
+        except OSError as err:
+            self._remove_created()
+            raise UserError(f"{err.filename or self.path}: cannot write the outputs here ({err.strerror})") from None
+
+    def __enter__(self) -> OutputFolder:
+        return self
+
+    def __exit__(self, *exc) -> None:
         with signals_held():
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(self.staging, ignore_errors=True)
+            if not self.committed:
+                self._remove_created()
+
+    def _remove_created(self) -> None:
+        for folder in reversed(self.created):  # deepest first; only if still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+    def commit(self, files: Mapping[str, bytes]) -> None:
+        """Move ``files`` into the folder: all of them, or (on any error or interrupt) none."""
+        check_output_dir(self.path, files)  # nothing has appeared under our names meanwhile
+        replaced = self.staging / ".replaced"
+        try:
+            replaced.mkdir()
+            for name, data in files.items():
+                (self.staging / name).write_bytes(data)
+                with contextlib.suppress(FileNotFoundError):
+                    os.chmod(self.staging / name, stat.S_IMODE(os.stat(self.path / name).st_mode))
+            moved: list[str] = []
+            try:
+                for name in files:
+                    if (self.path / name).exists():
+                        os.replace(self.path / name, replaced / name)
+                    moved.append(name)
+                    os.replace(self.staging / name, self.path / name)
+            except BaseException:
+                with signals_held():
+                    self._roll_back(moved)
+                raise
+        except OSError as err:
+            raise UserError(f"{err.filename or self.path}: cannot write the outputs ({err.strerror})") from None
+        self.committed = True
+
+    def _roll_back(self, moved: list[str]) -> None:
+        """Undo :meth:`commit`'s moves: remove what was moved in, put back what it replaced."""
+        for name in reversed(moved):
+            if not (self.staging / name).exists() and (self.path / name).exists():  # the new file made it
+                os.unlink(self.path / name)
+        for old in (self.staging / ".replaced").iterdir():
+            os.replace(old, self.path / old.name)
 
 
-def _roll_back(out_dir: Path, staging: Path, moved: list[str], created_dir: bool) -> None:
-    """Undo :func:`write_files_atomically`'s moves: remove what was moved in, put back what it replaced."""
-    for name in reversed(moved):
-        if not (staging / name).exists() and (out_dir / name).exists():  # the new file made it into place
-            os.unlink(out_dir / name)
-    for old in (staging / ".replaced").iterdir():
-        os.replace(old, out_dir / old.name)
-    if created_dir and out_dir.exists() and not any(out_dir.iterdir()):
-        out_dir.rmdir()
+def write_files_atomically(out_dir: str | os.PathLike, files: Mapping[str, bytes]) -> None:
+    """Write ``{name: bytes}`` into ``out_dir`` all-or-nothing (an :class:`OutputFolder` used at once)."""
+    with OutputFolder(out_dir, files) as out:
+        out.commit(files)
+
+
+def new_file_mode() -> int:
+    """The permission bits ``open(path, "w")`` gives a new file: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def output_file(path: str | os.PathLike, what: str = "the output file") -> Path:
+    """Where a file written to ``path`` lands: ``path`` itself or, when it is a symbolic link, the file
+    it points to (the link is written *through*, never replaced by a file). A folder, device, FIFO or
+    socket there is a UserError: writing would destroy or bypass it."""
+    path = require_path(path, what)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory (expected a file path to write)")
+    if not _is_regular_or_absent(path):
+        raise UserError(f"{path}: exists and is not a regular file (a device, FIFO or socket); refusing to replace it")
+    return path
+
+
+def check_writable_file(path: str | os.PathLike, what: str = "the output file") -> Path:
+    """:func:`output_file`, plus: the nearest existing folder above it is a folder we may write in.
+    Called before the work that produces the file, so that a bad path fails first, not last."""
+    path = output_file(path, what)
+    folder = next(p for p in path.parents if p.exists() or p == Path(p.anchor))
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{folder}: cannot create {path.name} there (not a writable folder)")
+    return path
 
 
 @contextlib.contextmanager
 def replacing(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; when the block succeeds it replaces ``path`` in one
-    ``os.replace``. The temporary file is removed however the block ends (error, Ctrl-C, SIGTERM
-    under :func:`hw2lib.cli.run_main`), so ``path`` is either the old file or the complete new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    """Yield a temporary path beside ``path``'s final file (see :func:`output_file`); when the block
+    succeeds it replaces that file in one ``os.replace``, with the old file's permission bits or, for
+    a new file, what ``open()`` would give (the umask respected). The temporary file, and any folder
+    made for it, is removed however the block fails (error, Ctrl-C, SIGTERM under
+    :func:`hw2lib.cli.run_main`), so ``path`` is either the old file or the complete new one."""
+    path = output_file(path)
+    created: list[Path] = []
+    done = False
+    tmp = None
     try:
+        for folder in reversed([p for p in (path.parent, *path.parent.parents) if not p.exists()]):
+            folder.mkdir()
+            created.insert(0, folder)
+        fd, name = tempfile.mkstemp(prefix=".hw2-", suffix=".part", dir=path.parent)  # short: long names fit
+        os.close(fd)
+        tmp = Path(name)
         yield tmp
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else new_file_mode()
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
+        done = True
     finally:
         with signals_held():
-            tmp.unlink(missing_ok=True)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            if not done:
+                for folder in created:  # deepest first
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:
-    """Write a text file through :func:`replacing`; OS errors become a UserError naming ``path``."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory (expected a file path to write)")
+    """Write UTF-8 text through :func:`replacing`; OS errors become a UserError naming the file.
+
+    File names that are not valid UTF-8 reach Python as lone surrogates (``os.listdir``'s
+    ``surrogateescape``); they are written back as the very bytes they came from, so a CSV row
+    names the file exactly as it is on disk.
+    """
     try:
         with replacing(path) as tmp:
-            tmp.write_text(text, newline="")
+            with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+                handle.write(text)
     except OSError as err:
-        raise UserError(f"{path}: cannot write here ({err.strerror})") from None
+        raise UserError(f"{err.filename or path}: cannot write here ({err.strerror})") from None

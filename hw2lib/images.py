@@ -15,13 +15,20 @@ from typing import Callable, Iterable
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .cli import UserError
 from .files import list_files
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_PIXELS = 100_000_000  # larger images are refused before decoding (a 28×28 digit task never needs them)
+
+# Pillow's warnings (corrupt EXIF, decompression-bomb sizes below our own limit, …) are noise to a
+# user: an unreadable image is an error line of ours, an odd but readable one is read. The filter is
+# installed once, process-wide, because ``warnings.catch_warnings`` is not thread-safe and images
+# are decoded in threads.
+warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def unit_to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -80,9 +87,7 @@ def read_rgb(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np
     :data:`MAX_PIXELS` pixels.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
-            image = Image.open(path)
+        image = Image.open(path)
         with image:
             if image.width * image.height > MAX_PIXELS:
                 raise UserError(
@@ -94,7 +99,9 @@ def read_rgb(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np
             return np.asarray(image, dtype=np.uint8)
     except Image.DecompressionBombError:
         raise UserError(f"{path}: more than {MAX_PIXELS:,} pixels, which is more than this reads") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    except UserError:
+        raise
+    except Exception as err:  # Pillow's decoders raise almost anything on bad data (AttributeError, …)
         raise UserError(f"{path}: not a readable image ({err.__class__.__name__}: {err})") from None
 
 

@@ -39,6 +39,10 @@ def load_manifest(path: str | os.PathLike = MANIFEST) -> list[dict]:
         return entries
     except FileNotFoundError:
         raise UserError(f"{path}: no such file (expected the checkpoint manifest)") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory (expected the checkpoint manifest, a JSON file)") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not a valid checkpoint manifest (not UTF-8 text: {err.reason})") from None
     except (ValueError, KeyError, TypeError) as err:
         raise UserError(f"{path}: not a valid checkpoint manifest ({err})") from None
 
@@ -50,12 +54,12 @@ def matches(entry: dict, path: Path) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _shipped() -> dict[Path, dict]:
-    return {(REPO / e["path"]).resolve(): e for e in load_manifest()} if MANIFEST.exists() else {}
+    return {Path(os.path.realpath(REPO / e["path"])): e for e in load_manifest()} if MANIFEST.exists() else {}
 
 
 def verify_shipped(path: str | os.PathLike) -> None:
     """If ``path`` is a checkpoint the manifest lists, raise a UserError unless it matches its entry."""
-    entry = _shipped().get(Path(path).resolve())
+    entry = _shipped().get(Path(os.path.realpath(path)))
     if entry is not None and Path(path).is_file() and not matches(entry, Path(path)):
         raise UserError(
             f"{path}: damaged or incomplete (size or sha256 differs from checkpoints.json); "

@@ -11,7 +11,9 @@ reference procedure (``../shared/SPEC.md``), which reproduces its ground truth t
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -19,13 +21,15 @@ import torch
 from tqdm.auto import tqdm
 
 from hw2lib.checkpoints import load_file, load_weights
-from hw2lib.cli import UserError, exact_float32, pick_device, run_main
+from hw2lib.cli import UserError, exact_float32, finite_or_error, pick_device, run_main
 from hw2lib.ddim import DDIMSampler, EpsFn
-from hw2lib.files import check_output_dir, list_files, write_files_atomically
+from hw2lib.files import OutputFolder, check_output_dir, list_files, require_path
 from hw2lib.images import encode_png, minmax_to_uint8
 from hw2lib.schedule import NoiseSchedule
 
 from .unet import UNet
+
+MAX_NOISE_ELEMENTS = 3 * 2048 * 2048  # 64× the course's 256×256 noises; larger ones are refused before use
 
 
 def course_sampler(steps: int = 50, eta: float = 0.0) -> DDIMSampler:
@@ -46,6 +50,14 @@ def load_noise(path: Path) -> torch.Tensor:
     noise = load_file(path, "noise tensor")
     if not isinstance(noise, torch.Tensor):
         raise UserError(f"{path}: expected a tensor, found {type(noise).__name__}")
+    if noise.layout != torch.strided or noise.device.type != "cpu" or noise.is_quantized:
+        raise UserError(
+            f"{path}: expected a dense tensor with its values (found layout {noise.layout}, {noise.device})"
+        )
+    if math.prod(noise.shape) > MAX_NOISE_ELEMENTS:  # from the shape alone: nothing is allocated yet
+        raise UserError(
+            f"{path}: {tuple(noise.shape)} holds more than {MAX_NOISE_ELEMENTS:,} values (the course's noises are 3×256×256)"
+        )
     image = noise[0] if noise.dim() == 4 and noise.shape[0] == 1 else noise
     if image.dim() != 3 or image.shape[0] != 3 or not image.is_floating_point() or image.numel() == 0:
         raise UserError(
@@ -57,7 +69,7 @@ def load_noise(path: Path) -> torch.Tensor:
         )
     if not torch.isfinite(image).all():
         raise UserError(f"{path}: holds NaN or infinite values (expected Gaussian noise)")
-    return image.float()
+    return image.float().contiguous()
 
 
 def load_noises(noise_dir: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -79,7 +91,7 @@ def ddim_images(
     out = []
     for chunk in tqdm(x_T.split(batch_size), desc="DDIM batches", disable=not progress):
         out.append(sampler.sample(eps_fn, chunk.to(device), generator=generator, progress=progress).cpu())
-    return torch.cat(out)
+    return finite_or_error(torch.cat(out), "the UNet")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,21 +111,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
-    check_output_dir(args.out_dir)
-    exact_float32()
+    require_path(args.unet, "the UNet checkpoint")
     noises = load_noises(args.noise_dir)
+    names = [f"{stem}.png" for stem in noises]
+    check_output_dir(args.out_dir, names)
+    exact_float32()
     device = pick_device(args.device)
     unet = load_unet(args.unet, device)
     sampler = course_sampler(args.steps, args.eta)
     generator = torch.Generator().manual_seed(args.seed)
     files = {}
-    for shape in sorted({n.shape for n in noises.values()}):  # one batch stream per image size
-        names = [k for k, n in noises.items() if n.shape == shape]
-        x_T = torch.stack([noises[k] for k in names])
-        images = minmax_to_uint8(ddim_images(unet, x_T, sampler, args.batch_size, device, generator, progress=True))
-        files.update({f"{name}.png": encode_png(img) for name, img in zip(names, images)})
-    write_files_atomically(args.out_dir, dict(sorted(files.items())))
+    with OutputFolder(args.out_dir, names) as out:  # made and checked for writing before sampling
+        for shape in sorted({n.shape for n in noises.values()}):  # one batch stream per image size
+            stems = [k for k, n in noises.items() if n.shape == shape]
+            x_T = torch.stack([noises[k] for k in stems])
+            samples = ddim_images(unet, x_T, sampler, args.batch_size, device, generator, progress=True)
+            files.update({f"{stem}.png": encode_png(img) for stem, img in zip(stems, minmax_to_uint8(samples))})
+        out.commit(dict(sorted(files.items())))
     print(f"wrote {len(files)} images to {args.out_dir}")
+    print(f"device: {device}", file=sys.stderr)
 
 
 if __name__ == "__main__":

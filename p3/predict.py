@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-from pathlib import Path
+import sys
 from typing import Optional, Sequence
 
-from hw2lib.cli import UserError, exact_float32, pick_device, run_main
+from hw2lib.cli import exact_float32, pick_device, run_main
 from hw2lib.digit_cnn import label_images, load_digit_classifier
 from hw2lib.digits import read_images
-from hw2lib.files import write_text_atomically
+from hw2lib.files import check_writable_file, require_path, write_text_atomically
 from hw2lib.images import list_images
 
 from .table import detect_domain, shipped_checkpoint
@@ -61,15 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
+    require_path(args.test_dir, "the test folder")
     domain = detect_domain(args.test_dir)
     exact_float32()
-    if Path(args.out_csv).is_dir():
-        raise UserError(f"{args.out_csv}: is a directory (expected a CSV file path)")
+    check_writable_file(args.out_csv, "the output CSV")
     files = list_images(args.test_dir)
-    model = load_digit_classifier(args.checkpoint or shipped_checkpoint(domain), pick_device(args.device))
+    device = pick_device(args.device)
+    model = load_digit_classifier(args.checkpoint or shipped_checkpoint(domain), device)
     labels = label_images(model, read_images(files), args.adapt_min)
     write_text_atomically(args.out_csv, csv_text([f.name for f in files], labels))
     print(f"{domain}: wrote {len(files)} predictions to {args.out_csv}")
+    print(f"device: {device}", file=sys.stderr)
 
 
 if __name__ == "__main__":

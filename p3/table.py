@@ -18,7 +18,7 @@ SHIPPED_METHOD = "dann-plus"  # the best row of the README's table: what hw2_3.s
 def domains_in(path: str | os.PathLike) -> list[str]:
     """The domain names (case-insensitive) in ``path`` as given or, when it names none, in its absolute
     and then its resolved form: ``.`` inside ``…/usps/test`` is usps, and so is a link named ``usps``."""
-    for form in (str(path), os.path.abspath(path), str(Path(path).resolve())):
+    for form in (str(path), os.path.abspath(path), os.path.realpath(path)):  # realpath: no error on link loops
         found = [d for d in DOMAINS if d in form.lower()]
         if found:
             return found

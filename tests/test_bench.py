@@ -47,4 +47,12 @@ def test_gpu_check_report_on_cpu(tmp_path):
         "P3 p3.train dann-plus, 1 steps",
     ]
     assert all(row.endswith("| yes |") for row in rows), rows
-    assert "100.0 % identical PNGs" in rows[2] and "MSE 0.0000" in rows[6] and "100.00 % identical labels" in rows[9]
+    assert "100.0 % identical PNGs" in rows[2] and "MSE 0.0000" in rows[6] and "| 0 of 20 labels differ" in rows[9]
+
+
+def test_gpu_check_reads_the_device_an_entry_point_reports():
+    sys.path.insert(0, str(REPO / "bench"))
+    import gpu_check
+
+    assert gpu_check.reported_device("sampling: 100%|###| 10/10\nwrote…\ndevice: cuda:0\n") == "cuda:0"
+    assert gpu_check.reported_device("error: something\n") == "?"
