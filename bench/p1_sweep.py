@@ -1,11 +1,14 @@
-"""Choose P1's solver, grid, steps and guidance scale by measurement; time the samplers.
+"""Choose P1's solver, grid, steps and guidance by measurement; time the samplers.
 
-    python bench/p1_sweep.py --classifier ../shared/evaluator/Classifier.pth \
-        --solvers dpm++2m ddim --steps 10 20 --guidance 3 5 --per-class 100
+    python bench/p1_sweep.py --classifier ../shared/evaluator/Classifier.pth --real hw2_data/digits/mnistm \
+        --solvers dpm++2m ddim --steps 10 20 --guidance 3 5 --per-class 100 --log runs/p1_front.jsonl
 
 For every (solver, grid, steps, guidance, oversample) it draws ``--per-class`` digits per class with the shipped
-checkpoint (seed 0, as hw2_1.sh) and prints the grader-LeNet accuracy, the worst digit and the
-wall time, as a Markdown table. ``--ddpm-steps N`` also times N steps of the ancestral DDPM-style
+checkpoint (seed 0, as hw2_1.sh) and prints the grader-LeNet accuracy, the worst digit, the
+Fréchet distance to MNIST-M val with its floor (``--real``; p1/frechet.py) and the wall time, as a
+Markdown table; ``--log`` appends every row as JSON (``bench/p1_front.py`` draws the front from it).
+``--autoguidance A --weak CKPT`` adds autoguidance by that weaker model (p1.sampling.AutoGuidance).
+``--ddpm-steps N`` also times N steps of the ancestral DDPM-style
 sampler (DDIM with η = 1 over a 400-step grid) on 1000 digits and reports 400 × the per-step time.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 import time
 from pathlib import Path
@@ -26,6 +30,8 @@ from hw2lib.ddim import DDIMSampler
 from hw2lib.digit_cnn import load_digit_classifier
 from hw2lib.images import signed_to_uint8
 from p1.classifier import load_lenet, per_digit_accuracy, predict
+from p1.evaluate import real_reference
+from p1.frechet import digit_features
 from p1.sampling import (
     DEFAULT_CHECKPOINT,
     DEFAULT_SELECTOR,
@@ -48,6 +54,10 @@ def main() -> None:
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0], help="guidance scales to try")
     p.add_argument("--oversample", type=float, nargs="+", default=[1.0], help="candidates per kept digit to try")
     p.add_argument("--selector", default=str(DEFAULT_SELECTOR), help="candidate selector (for oversample > 1)")
+    p.add_argument("--weak", help="the weaker P1 checkpoint that --autoguidance > 1 uses")
+    p.add_argument("--autoguidance", type=float, nargs="+", default=[1.0], help="autoguidance scales to try")
+    p.add_argument("--real", help="course-layout MNIST-M folder: also report the Fréchet distance to its val split")
+    p.add_argument("--log", help="append every row as a JSON line to this file")
     p.add_argument("--per-class", type=int, default=50, help="digits per class per setting")
     p.add_argument("--ddpm-steps", type=int, default=0, help="time this many steps of a 400-step ancestral sampler")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, …")
@@ -57,27 +67,51 @@ def main() -> None:
     model, schedule = load_model(args.checkpoint, device)
     classifier = load_lenet(args.classifier)
     selector = load_digit_classifier(args.selector, device) if max(args.oversample) > 1 else None
-    print(f"{10 * args.per_class} digits per setting, threads={torch.get_num_threads()}, device={device}\n")
-    print("| solver | grid | steps | guidance | oversample | accuracy | worst digit | seconds |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for solver, grid, steps, scale, oversample in itertools.product(
-        args.solvers, args.grids, args.steps, args.guidance, args.oversample
+    weak = load_model(args.weak, device)[0] if args.weak else None
+    reference, extractor = real_reference(args.real, args.selector) if args.real else (None, None)
+    guide = f"weak model for autoguidance: {Path(args.weak).name}" if weak is not None else "no weak model"
+    print(f"{10 * args.per_class} digits per setting, {guide}, threads={torch.get_num_threads()}, device={device}\n")
+    print(
+        "| solver | grid | steps | guidance | autoguidance | oversample | accuracy | worst digit "
+        "| Fréchet (floor) | seconds |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for solver, grid, steps, scale, auto, oversample in itertools.product(
+        args.solvers, args.grids, args.steps, args.guidance, args.autoguidance, args.oversample
     ):
-        config = SamplingConfig(
-            solver=solver, steps=steps, guidance=scale, trailing=grid == "trailing", oversample=oversample
-        )
+        config = SamplingConfig(solver=solver, steps=steps, guidance=scale, autoguidance=auto)
+        config.trailing, config.oversample = grid == "trailing", oversample
         started = time.time()
-        x, labels, _ = draw_digits(model, schedule, args.per_class, 0, config, selector if oversample > 1 else None)
+        chosen = selector if oversample > 1 else None
+        x, labels, _ = draw_digits(model, schedule, args.per_class, 0, config, chosen, weak=weak)
         seconds = time.time() - started
-        preds = predict(classifier, signed_to_uint8(x).permute(0, 3, 1, 2))
+        images = signed_to_uint8(x).permute(0, 3, 1, 2)
+        preds = predict(classifier, images)
         per_digit = per_digit_accuracy(preds, labels)
         worst = min(per_digit, key=per_digit.get)
         acc = (preds == labels).float().mean().item()
+        row = {"solver": solver, "grid": grid, "steps": steps, "guidance": scale, "oversample": oversample}
+        row |= {
+            "autoguidance": auto,
+            "weak": args.weak if auto != 1 else None,
+            "digits": len(labels),
+            "accuracy": acc,
+            "worst_digit": worst,
+        }
+        row |= {"worst_accuracy": per_digit[worst], "seconds": round(seconds, 1)}
+        frechet = ""
+        if reference is not None:
+            report = reference.score(digit_features(extractor, images), labels)
+            row |= {"frechet": report.overall.distance, "frechet_floor": report.overall.floor}
+            frechet = f"{report.overall.distance:.2f} ({report.overall.floor:.2f})"
         print(
-            f"| {solver} | {grid} | {steps} | {scale:g} | {oversample:g} | {100 * acc:.2f}% "
-            f"| {worst}: {100 * per_digit[worst]:.0f}% | {seconds:.1f} |",
+            f"| {solver} | {grid} | {steps} | {scale:g} | {auto:g} | {oversample:g} | {100 * acc:.2f}% "
+            f"| {worst}: {100 * per_digit[worst]:.0f}% | {frechet} | {seconds:.1f} |",
             flush=True,
         )
+        if args.log:
+            with open(args.log, "a") as log:
+                log.write(json.dumps(row) + "\n")
     if args.ddpm_steps:
         sampler = DDIMSampler(schedule, num_inference_steps=400, steps_offset=0, eta=1.0)
         all_labels = torch.arange(10).repeat_interleave(100)

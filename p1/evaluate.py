@@ -1,8 +1,13 @@
-"""Score a folder of generated digits with the grader's LeNet, overall and per digit.
+"""Score a folder of generated digits: the grader's LeNet accuracy and, with ``--real``, the
+Fréchet distance to real MNIST-M digits, overall and per digit.
 
-    python -m p1.evaluate OUT_DIR --classifier ../shared/evaluator/Classifier.pth [--grid grid.png]
+    python -m p1.evaluate OUT_DIR --classifier ../shared/evaluator/Classifier.pth \
+        [--real hw2_data/digits/mnistm] [--grid grid.png]
 
 As the grader does, every file in the folder is read as RGB and labelled by ``int(name[0])``.
+Accuracy alone rewards a generator that draws one perfect digit per class; the Fréchet distance
+(``p1/frechet.py``: features of our own MNIST-M classifier, against MNIST-M val, printed beside the
+floor that real digits of the same count reach) is what shows lost variety.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ from typing import Optional, Sequence
 import torch
 
 from hw2lib.cli import UserError, run_main
-from hw2lib.digits import read_images
+from hw2lib.digit_cnn import load_digit_classifier
+from hw2lib.digits import load_split, read_images
 from hw2lib.images import save_grid
 
 from .classifier import load_lenet, per_digit_accuracy, predict
+from .frechet import FrechetReference, FrechetReport, digit_features
+from .sampling import DEFAULT_SELECTOR
 
 
 def score_folder(
@@ -45,8 +53,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("folder", help="folder of generated digits (<digit>_<index>.png)")
     p.add_argument("--classifier", required=True, help="the grader's LeNet checkpoint (Classifier.pth)")
+    p.add_argument(
+        "--real",
+        help="a course-layout MNIST-M folder (…/digits/mnistm): also print the Fréchet distance to its val split",
+    )
+    p.add_argument(
+        "--features",
+        default=str(DEFAULT_SELECTOR),
+        help="MNIST-M classifier whose penultimate features the Fréchet distance uses (default: the shipped one)",
+    )
     p.add_argument("--grid", help="also save a grid PNG: the first 10 images of each digit, one row per digit")
     return p
+
+
+def real_reference(mnistm_root: str | Path, features_path: str | Path) -> tuple[FrechetReference, torch.nn.Module]:
+    """MNIST-M val in the features of the classifier at ``features_path`` (on the CPU), split in halves."""
+    extractor = load_digit_classifier(features_path, torch.device("cpu"))
+    images, labels = load_split(mnistm_root, "val")
+    return FrechetReference(digit_features(extractor, images), labels), extractor
+
+
+def frechet_lines(report: FrechetReport) -> list[str]:
+    """The report as printed: overall distance and floor, then every digit's."""
+    o = report.overall
+    per = "  ".join(f"{d}: {s.distance:.2f} ({s.floor:.2f})" for d, s in sorted(report.per_class.items()))
+    return [
+        f"Fréchet distance {o.distance:.3f} (floor, real digits of the same count: {o.floor:.3f}; "
+        f"reference: {report.reference_size} MNIST-M val digits)",
+        f"per digit (floor): {per}",
+    ]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -54,6 +89,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     acc, per_digit, images, labels = score_folder(args.folder, args.classifier)
     print(f"accuracy {acc:.4f} on {len(labels)} images")
     print("per digit: " + "  ".join(f"{d}: {a:.3f}" for d, a in sorted(per_digit.items())))
+    if args.real:
+        reference, extractor = real_reference(args.real, args.features)
+        print("\n".join(frechet_lines(reference.score(digit_features(extractor, images), labels))))
     if args.grid:
         rows = [images[labels == d][:10] for d in sorted(per_digit)]
         save_grid(torch.cat(rows).permute(0, 2, 3, 1), args.grid, nrow=10)

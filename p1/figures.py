@@ -34,12 +34,13 @@ from .sampling import (
     initial_noise,
     load_model,
     load_selector,
+    load_weak,
     sampling_config,
 )
 
 
 def reverse_process(
-    model, schedule, config, first: torch.Tensor, points: int = 6
+    model, schedule, config, first: torch.Tensor, points: int = 6, weak=None
 ) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
     """``[(t, x_t, x0_pred)]`` of a "0" drawn from noise ``first`` (1, 3, 28, 28) at ``points`` evenly
     spaced t from T to 0 (the nearest step the sampler visits).
@@ -54,7 +55,7 @@ def reverse_process(
     def keep(t: int, s: int, x: torch.Tensor, x0: torch.Tensor) -> None:
         states[max(s, 0)] = (x[:1].cpu().clone(), x0[:1].cpu().clone())
 
-    generate(model, schedule, torch.zeros(1, dtype=torch.long), first, config, callback=keep)
+    generate(model, schedule, torch.zeros(1, dtype=torch.long), first, config, callback=keep, weak=weak)
     visited = sorted(states)
     return [(w, *states[min(visited, key=lambda v: abs(v - w))]) for w in wanted]
 
@@ -75,11 +76,12 @@ def stage_shapes(model) -> list[tuple[str, str, tuple[int, ...], int]]:
                 lambda m, i, o, k=kind, lb=label, n=params: stages.append((k, lb, tuple(o.shape[1:]), n))
             )
         )
+    device = next(model.parameters()).device  # all three inputs on the model's device (a GPU, or meta in tests)
     with torch.no_grad():
         model(
-            torch.zeros(1, 3, 28, 28, device=next(model.parameters()).device),
-            torch.zeros(1, dtype=torch.long),
-            torch.zeros(1, dtype=torch.long),
+            torch.zeros(1, 3, 28, 28, device=device),
+            torch.zeros(1, dtype=torch.long, device=device),
+            torch.zeros(1, dtype=torch.long, device=device),
         )
     for hook in hooks:
         hook.remove()
@@ -186,13 +188,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     architecture_figure(model, out / "architecture.png")
     config = sampling_config(args)
     # exactly what hw2_1.sh draws: the grid shows 0_001…0_010, 1_001…1_010, …
-    digits, _, rows = draw_digits(model, schedule, 100, args.seed, config, load_selector(args, device), progress=True)
+    weak = load_weak(args, device)
+    digits, _, rows = draw_digits(
+        model, schedule, 100, args.seed, config, load_selector(args, device), progress=True, weak=weak
+    )
     save_grid(
         signed_to_uint8(digits.view(10, 100, *digits.shape[1:])[:, :10].flatten(0, 1)), out / "digit_grid.png", 10
     )
 
     first_zero = int(rows[0])  # the noise row behind 0_001.png
-    frames = reverse_process(model, schedule, config, initial_noise(first_zero + 1, args.seed)[first_zero:])
+    frames = reverse_process(model, schedule, config, initial_noise(first_zero + 1, args.seed)[first_zero:], weak=weak)
     fig, axes = plt.subplots(2, len(frames), figsize=(1.6 * len(frames), 3.6))
     for col, (t, x_t, x0_pred) in enumerate(frames):
         for row, (image, name) in enumerate(((x_t, "$x_t$"), (x0_pred, "predicted $x_0$"))):

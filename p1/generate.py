@@ -15,15 +15,16 @@ k × 100 candidates per class and keeps the 100 that the ``--selector`` classifi
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 from hw2lib.cli import exact_float32, pick_device, run_main
-from hw2lib.files import check_output_dir, write_files_atomically
+from hw2lib.files import OutputFolder, check_output_dir
 from hw2lib.images import encode_png, signed_to_uint8
 
-from .sampling import add_sampling_args, draw_digits, load_model, load_selector, sampling_config
+from .sampling import add_sampling_args, draw_digits, load_model, load_selector, load_weak, sampling_config
 
 NUM_CLASSES = 10
 
@@ -45,18 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
-    check_output_dir(args.out_dir)
+    names = digit_file_names(args.per_class)
+    check_output_dir(args.out_dir, names)
     exact_float32()
     started = time.time()
     device = pick_device(args.device)
     model, schedule = load_model(args.checkpoint, device)
-    digits, _, _ = draw_digits(
-        model, schedule, args.per_class, args.seed, sampling_config(args), load_selector(args, device), progress=True
-    )
-    images = signed_to_uint8(digits)
-    files = {name: encode_png(img) for name, img in zip(digit_file_names(args.per_class), images)}
-    write_files_atomically(args.out_dir, files)
+    config = sampling_config(args)
+    selector, weak = load_selector(args, device), load_weak(args, device)
+    with OutputFolder(args.out_dir, names) as out:  # made and checked for writing before sampling
+        digits, _, _ = draw_digits(
+            model, schedule, args.per_class, args.seed, config, selector, progress=True, weak=weak
+        )
+        files = {name: encode_png(img) for name, img in zip(names, signed_to_uint8(digits))}
+        out.commit(files)
     print(f"wrote {len(files)} digits to {args.out_dir} in {time.time() - started:.1f} s")
+    print(f"device: {device}", file=sys.stderr)
     others = sorted(p.name for p in Path(args.out_dir).iterdir() if p.name not in files)
     if others:  # never deleted: they are not ours. But the grader scores every file in OUT_DIR.
         print(

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hw2lib.checkpoints import load_checkpoint, load_weights
-from hw2lib.cli import UserError
+from hw2lib.cli import UserError, finite_or_error
 from hw2lib.ddim import DDIMSampler, StepCallback
 from hw2lib.digit_cnn import load_digit_classifier
 from hw2lib.dpm_solver import DPMSolverPP2M
@@ -34,6 +34,7 @@ from .model import ConditionalUNet, UNetConfig
 IMAGE_SHAPE = (3, 28, 28)
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "ddpm_mnistm.pt"
 DEFAULT_SELECTOR = Path(__file__).resolve().parent / "checkpoints" / "selector_mnistm.pt"
+DEFAULT_WEAK = Path(__file__).resolve().parent / "checkpoints" / "ddpm_mnistm_weak.pt"  # autoguidance, when shipped
 
 
 class ClassifierFreeGuidance:
@@ -52,6 +53,35 @@ class ClassifierFreeGuidance:
         return eps_uncond + self.scale * (eps_cond - eps_uncond)
 
 
+class AutoGuidance:
+    """``eps_fn(x, t)`` guided by a weaker copy of the same conditional model (Karras et al. 2024, eq. 2),
+    optionally together with classifier-free guidance:
+
+        eps = eps_c + (a − 1) · (eps_c − eps_weak_c) + (s − 1) · (eps_c − eps_uncond)
+
+    with ``eps_c = model(x, t, y)``, ``eps_weak_c = weak(x, t, y)`` and ``eps_uncond = model(x, t, ∅)``.
+    ``s = 1`` is pure autoguidance (``eps_weak_c + a · (eps_c − eps_weak_c)``); ``a = 1`` is plain
+    classifier-free guidance. The weak branch sees the class too, so it pushes away from the weak
+    model's errors (malformed, blurry digits) rather than from the unconditional distribution, which
+    is what costs classifier-free guidance its variety.
+    """
+
+    def __init__(
+        self, model: ConditionalUNet, weak: ConditionalUNet, labels: torch.Tensor, scale: float, cfg: float = 1.0
+    ):
+        self.model, self.weak, self.labels, self.scale, self.cfg = model, weak, labels, scale, cfg
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if self.cfg == 1.0:
+            eps = self.model(x_t, t, self.labels)
+        else:
+            eps = ClassifierFreeGuidance(self.model, self.labels, self.cfg)(x_t, t)
+        if self.scale == 1.0:
+            return eps
+        eps_c = eps if self.cfg == 1.0 else self.model(x_t, t, self.labels)
+        return eps + (self.scale - 1.0) * (eps_c - self.weak(x_t, t, self.labels))
+
+
 SOLVERS = ("ddim", "dpm++2m")
 
 
@@ -60,6 +90,7 @@ class SamplingConfig:
     solver: str = "dpm++2m"  # "ddim" (η below) or "dpm++2m" (DPM-Solver++(2M), deterministic)
     steps: int = 10  # network evaluations (chosen by measurement: README "P1 results", bench/p1_sweep.py)
     guidance: float = 5.0  # classifier-free guidance scale s (1 = no guidance)
+    autoguidance: float = 1.0  # autoguidance scale a by a weaker model (1 = none; needs the weak model)
     trailing: bool = (
         True  # grid [T−1, T−1−T/steps, …] ("trailing") instead of [1 + …, 1] ("leading", the course's P2 grid)
     )
@@ -105,16 +136,26 @@ def generate(
     generator: Optional[torch.Generator] = None,
     callback: Optional[StepCallback] = None,
     progress: bool = False,
+    weak: Optional[ConditionalUNet] = None,
 ) -> torch.Tensor:
-    """Digits in [−1, 1] (N, 3, 28, 28) on the CPU for ``labels`` (N,) from ``noise`` (N, 3, 28, 28)."""
+    """Digits in [−1, 1] (N, 3, 28, 28) on the CPU for ``labels`` (N,) from ``noise`` (N, 3, 28, 28).
+
+    Guidance is classifier-free (``config.guidance``) plus, when ``config.autoguidance`` ≠ 1,
+    autoguidance by the ``weak`` model."""
     device = next(model.parameters()).device
     sampler = config.sampler(schedule)
     out = []
     chunks = list(zip(labels.split(config.batch_size), noise.split(config.batch_size)))
     for y, x_T in tqdm(chunks, desc="sampling", disable=not progress):
-        eps_fn = ClassifierFreeGuidance(model, y.to(device), config.guidance)
+        y = y.to(device)
+        if config.autoguidance == 1.0:
+            eps_fn = ClassifierFreeGuidance(model, y, config.guidance)
+        elif weak is None:
+            raise UserError("autoguidance needs the weak model (--weak CHECKPOINT)")
+        else:
+            eps_fn = AutoGuidance(model, weak, y, config.autoguidance, config.guidance)
         out.append(sampler.sample(eps_fn, x_T.to(device), generator=generator, callback=callback).cpu())
-    return torch.cat(out)
+    return finite_or_error(torch.cat(out), "the P1 model")
 
 
 @torch.no_grad()
@@ -126,6 +167,7 @@ def draw_digits(
     config: SamplingConfig,
     selector: Optional[nn.Module] = None,
     progress: bool = False,
+    weak: Optional[ConditionalUNet] = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``per_class`` digits of each class 0–9, digit-major: (images in [−1, 1], labels, noise rows).
 
@@ -137,7 +179,7 @@ def draw_digits(
     """
     candidates = math.ceil(per_class * config.oversample) if selector is not None else per_class
     labels = torch.arange(10).repeat_interleave(candidates)
-    x = generate(model, schedule, labels, initial_noise(len(labels), seed), config, progress=progress)
+    x = generate(model, schedule, labels, initial_noise(len(labels), seed), config, progress=progress, weak=weak)
     keep = torch.arange(len(labels))
     if candidates > per_class:
         as_saved = signed_to_uint8(x).permute(0, 3, 1, 2)  # the selector sees what the PNGs will hold
@@ -166,7 +208,11 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
         default="trailing" if d.trailing else "leading",
         help="timestep grid: trailing starts at t = T−1, leading ends at t = 1",
     )
-    p.add_argument("--guidance", type=float, default=d.guidance, help="classifier-free guidance scale (1 = none)")
+    p.add_argument("--guidance", type=float, default=d.guidance, help="classifier-free guidance scale s (1 = none)")
+    p.add_argument(
+        "--autoguidance", type=float, default=d.autoguidance, help="autoguidance scale a by --weak (1 = none)"
+    )
+    p.add_argument("--weak", default=str(DEFAULT_WEAK), help="the weaker P1 checkpoint that autoguidance uses")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="digits per forward pass")
     p.add_argument(
         "--oversample", type=float, default=d.oversample, help="candidates per kept digit (1 = no selection)"
@@ -183,10 +229,16 @@ def sampling_config(args: argparse.Namespace) -> SamplingConfig:
         solver=args.solver,
         steps=args.steps,
         guidance=args.guidance,
+        autoguidance=args.autoguidance,
         trailing=args.grid == "trailing",
         batch_size=args.batch_size,
         oversample=args.oversample,
     )
+
+
+def load_weak(args: argparse.Namespace, device: torch.device) -> Optional[ConditionalUNet]:
+    """The autoguidance model of ``--weak`` when ``--autoguidance`` ≠ 1, else None."""
+    return load_model(args.weak, device)[0] if args.autoguidance != 1.0 else None
 
 
 def load_selector(args: argparse.Namespace, device: torch.device):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import REPO, assert_user_error, make_digit_dataset, run_module, run_script, shared_file
 from hw2lib.checkpoints import save_checkpoint
-from hw2lib.cli import seed_everything
+from hw2lib.cli import UserError, seed_everything
 from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier
 from hw2lib.digits import load_split
 from hw2lib.images import signed_to_uint8, uint8_to_signed
@@ -22,6 +22,7 @@ from p1.generate import digit_file_names
 from p1.model import ConditionalUNet, UNetConfig
 from p1.sampling import (
     SOLVERS,
+    AutoGuidance,
     ClassifierFreeGuidance,
     SamplingConfig,
     draw_digits,
@@ -92,13 +93,41 @@ def test_guidance_scale_convention():
     assert not torch.allclose(cond, uncond), "labels must change the prediction"
 
 
+def test_autoguidance_extrapolates_from_the_weak_model_with_the_class_in_both_branches():
+    model, weak = tiny_model(0), tiny_model(1)
+    x, t, y = torch.randn(4, 3, 28, 28), torch.full((4,), 500), torch.tensor([1, 2, 3, 4])
+    with torch.no_grad():
+        strong_eps, weak_eps = model(x, t, y), weak(x, t, y)
+        for scale in (1.0, 2.0):
+            guided = AutoGuidance(model, weak, y, scale)(x, t)
+            torch.testing.assert_close(guided, weak_eps + scale * (strong_eps - weak_eps), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(AutoGuidance(model, model, y, 4.0)(x, t), strong_eps)  # no gap, no push
+        uncond = model(x, t, torch.full_like(y, model.null_label))
+        assert not torch.allclose(AutoGuidance(model, weak, y, 2.0)(x, t), uncond + 2.0 * (strong_eps - uncond))
+        both = AutoGuidance(model, weak, y, 2.0, cfg=3.0)(x, t)  # autoguidance on top of classifier-free
+        expected = strong_eps + (strong_eps - weak_eps) + 2.0 * (strong_eps - uncond)
+        torch.testing.assert_close(both, expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            AutoGuidance(model, weak, y, 1.0, cfg=3.0)(x, t), ClassifierFreeGuidance(model, y, 3.0)(x, t)
+        )
+    labels, noise = torch.arange(10), initial_noise(10, seed=0)
+    config = SamplingConfig(steps=3, guidance=2.0, autoguidance=2.0)
+    auto = generate(model, NoiseSchedule(), labels, noise, config, weak=weak)
+    plain = generate(model, NoiseSchedule(), labels, noise, SamplingConfig(steps=3, guidance=2.0))
+    assert not torch.equal(auto, plain)
+    with pytest.raises(UserError, match="weak model"):
+        generate(model, NoiseSchedule(), labels, noise, config)
+
+
 def test_sampling_is_deterministic_and_batch_independent():
     model, schedule = tiny_model(), NoiseSchedule()
     labels = torch.arange(10).repeat_interleave(2)
     noise = initial_noise(20, seed=3)
     a = generate(model, schedule, labels, noise, SamplingConfig(steps=5, batch_size=20))
     b = generate(model, schedule, labels, noise, SamplingConfig(steps=5, batch_size=7))
-    torch.testing.assert_close(a, b, rtol=0, atol=1e-4)  # far below one grey level (2/255)
+    # Far below one grey level (2/255), far above float noise: oneDNN picks convolution kernels by batch
+    # size on some CPUs (seen: 2.8e-4 on an AVX-512 FP16 Xeon); a label/noise mix-up between chunks is O(1).
+    torch.testing.assert_close(a, b, rtol=0, atol=2e-3)
     assert torch.equal(a, generate(model, schedule, labels, noise, SamplingConfig(steps=5, batch_size=20)))
     ddpm_like = SamplingConfig(solver="ddim", steps=5, eta=1.0)
     c1 = generate(model, schedule, labels, noise, ddpm_like, generator=torch.Generator().manual_seed(1))

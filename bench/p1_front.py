@@ -1,0 +1,78 @@
+"""Draw P1's accuracy–distance front from ``bench/p1_sweep.py --log`` rows, and print its table.
+
+    python bench/p1_front.py runs/p1_front.jsonl --out figures/p1/front.png \
+        --shipped "dpm++2m 10 s=3 a=2"
+
+One point per setting: x = the grader LeNet's accuracy, y = the Fréchet distance to MNIST-M val in
+our own classifier's features (lower is closer to real digits); the dashed line is the floor that
+real digits of the same count reach. The setting named by ``--shipped`` (its label as printed in the
+table) is marked. A later row with the same label replaces an earlier one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def label(row: dict) -> str:
+    auto = f" a={row['autoguidance']:g}" if row.get("autoguidance", 1) != 1 else ""
+    extra = f" ×{row['oversample']:g}" if row.get("oversample", 1) > 1 else ""
+    return f"{row['solver']} {row['steps']} s={row['guidance']:g}{auto}{extra}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("log", nargs="+", help="JSON-lines files written by bench/p1_sweep.py --log")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--shipped", help="label of the setting hw2_1.sh uses (marked in the figure and table)")
+    args = p.parse_args()
+    rows = {}
+    for path in args.log:
+        for line in Path(path).read_text().splitlines():
+            row = json.loads(line)
+            if "frechet" in row:
+                rows[label(row)] = row
+    if not rows:
+        raise SystemExit(f"error: no rows with a Fréchet distance in {', '.join(args.log)}")
+    ordered = sorted(rows.items(), key=lambda kv: (kv[1]["frechet"], -kv[1]["accuracy"]))
+    print("| setting | accuracy | worst digit | Fréchet distance | floor | seconds |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, r in ordered:
+        mark = "**" if name == args.shipped else ""
+        print(
+            f"| {mark}{name}{mark} | {100 * r['accuracy']:.1f} % | {r['worst_digit']}: {100 * r['worst_accuracy']:.0f} % "
+            f"| {r['frechet']:.2f} | {r['frechet_floor']:.2f} | {r['seconds']:.0f} |"
+        )
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for name, r in ordered:
+        auto = r.get("autoguidance", 1) != 1
+        style = dict(marker="s" if auto else "o", color="tab:orange" if auto else "tab:blue")
+        ax.scatter(100 * r["accuracy"], r["frechet"], s=36, **style)
+        ax.annotate(name, (100 * r["accuracy"], r["frechet"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        if name == args.shipped:
+            ax.scatter(100 * r["accuracy"], r["frechet"], s=220, facecolors="none", edgecolors="red", linewidths=1.5)
+    floor = min(r["frechet_floor"] for r in rows.values())
+    ax.axhline(floor, ls="--", color="grey", lw=1)
+    ax.text(ax.get_xlim()[0], floor, " real vs real (floor)", va="bottom", fontsize=7, color="grey")
+    ax.scatter([], [], marker="o", color="tab:blue", label="classifier-free guidance")
+    ax.scatter([], [], marker="s", color="tab:orange", label="with autoguidance a (weak = earlier checkpoint)")
+    ax.scatter([], [], s=120, facecolors="none", edgecolors="red", label="hw2_1.sh default")
+    ax.set_xlabel("accuracy by the grader's LeNet (%)")
+    ax.set_ylabel("Fréchet distance to MNIST-M val (our classifier's features)")
+    ax.set_title("P1: accuracy against distance to real digits (1000 digits per point)")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=130)
+    print(f"\nfigure: {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""P1's Fréchet distance: the matrix square root, known closed forms, and that it sees lost variety."""
+
+import math
+
+import pytest
+import torch
+
+from p1.frechet import FrechetReference, frechet_distance, psd_sqrt, stratified_halves
+
+
+def test_psd_sqrt_squares_back_and_matches_a_known_root():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(6, 6, generator=gen, dtype=torch.float64)
+    spd = a @ a.T + 0.1 * torch.eye(6, dtype=torch.float64)
+    root = psd_sqrt(spd)
+    torch.testing.assert_close(root @ root, spd)
+    torch.testing.assert_close(root, root.T)
+    known = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)  # eigenvalues 3, 1
+    expected = torch.tensor([[math.sqrt(3) + 1, math.sqrt(3) - 1], [math.sqrt(3) - 1, math.sqrt(3) + 1]]) / 2
+    torch.testing.assert_close(psd_sqrt(known), expected.double())
+
+
+def gaussian(n: int, mean: list[float], std: list[float], seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.tensor(mean) + torch.tensor(std) * torch.randn(n, len(mean), generator=gen)
+
+
+def test_frechet_distance_of_diagonal_gaussians_has_its_closed_form():
+    # d² = ‖μa − μb‖² + Σ (σa − σb)² for diagonal covariances
+    a = gaussian(200_000, [0.0, 1.0, 0.0], [1.0, 2.0, 0.5], seed=0)
+    b = gaussian(200_000, [1.0, 1.0, -1.0], [3.0, 1.0, 0.5], seed=1)
+    expected = (1 + 0 + 1) + (2**2 + 1**2 + 0)
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=0.02)
+
+
+def test_identical_sets_score_zero_and_distance_is_symmetric():
+    a = gaussian(500, [0.0] * 4, [1.0] * 4, seed=2)
+    b = gaussian(500, [0.5] * 4, [2.0] * 4, seed=3)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-6)
+
+
+def real_like(n_per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features of 3 classes, each a Gaussian blob around its own centre."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(3).repeat_interleave(n_per_class)
+    centres = 3.0 * torch.eye(3, 8)
+    return centres[labels] + torch.randn(len(labels), 8, generator=gen), labels
+
+
+def test_real_digits_score_near_the_floor_and_shifted_or_collapsed_sets_score_worse():
+    features, labels = real_like(400, seed=4)
+    reference = FrechetReference(features, labels)
+    fresh, fresh_labels = real_like(100, seed=5)  # another draw from the same distribution
+    good = reference.score(fresh, fresh_labels)
+    assert good.overall.distance < 3 * good.overall.floor
+    shifted = reference.score(fresh + 1.0, fresh_labels)
+    assert shifted.overall.distance > good.overall.distance + 5  # ‖shift‖² = 8
+    collapsed = fresh.clone()
+    for c in range(3):  # every digit of a class is the same image: no variety left
+        collapsed[fresh_labels == c] = fresh[fresh_labels == c][0]
+    bad = reference.score(collapsed, fresh_labels)
+    assert bad.overall.distance > 3 * good.overall.distance
+    assert all(bad.per_class[c].distance > 3 * good.per_class[c].distance for c in range(3))
+    assert good.overall.floor == bad.overall.floor  # the floor depends only on the real digits and the counts
+
+
+def test_stratified_halves_split_every_class_evenly():
+    labels = torch.tensor([0] * 10 + [1] * 7 + [2] * 4)
+    a, b = stratified_halves(labels)
+    assert len(set(a.tolist()) | set(b.tolist())) == 21 and not set(a.tolist()) & set(b.tolist())
+    for c, n in ((0, 10), (1, 7), (2, 4)):
+        assert (labels[a] == c).sum() == n // 2 and (labels[b] == c).sum() == n - n // 2
