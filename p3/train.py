@@ -9,16 +9,22 @@ Methods (one CLI for the rows of the report's table):
                    discriminator, λ_p and μ_p on the paper's schedules, inputs scaled to [−1, 1];
 * ``dann-plus``    DANN + grayscale, per-image standardised input, per-domain batch statistics
                    (separate BN batches in training, target statistics at test time), source
-                   augmentation towards the target's look (p3/augment.py), and self-training: a
-                   mean teacher (an EMA of the network) labels clean target images, and the
-                   student learns its confident labels on strongly perturbed views of them. The
+                   augmentation towards the target's look (p3/augment.py), and self-training from
+                   progress ``--self-train-from`` on: the student learns pseudo-labels on perturbed
+                   target views, with a class-balance term (p3/pseudo_labels.py). The labels are
+                   SHOT's feature centroids over the whole target train split, recomputed every
+                   ``--relabel-every`` steps from the mean teacher (an EMA of the network), or,
+                   with ``--pseudo-labels teacher``, the teacher's own confident labels. The
                    teacher is what gets evaluated and shipped;
 * ``target-only``  cross-entropy on the labelled target train split (the upper bound).
 
 The target's labels are used only by ``target-only`` and for model selection on the target's
 val split (the course's protocol). Several ``--source`` folders are pooled into one labelled
-source. Resumes from ``<out-dir>/last.pt``; writes ``best.pt`` (the inference checkpoint
-``hw2_3.sh`` loads) and ``metrics.jsonl``.
+source. Every evaluation also logs two numbers the selection never sees: accuracy on the target's
+*train* split (its labels used only to score: a second check) and a label-free score of the target
+predictions (``information_score``: what a rule without target labels would select on). Resumes
+from ``<out-dir>/last.pt``; writes ``best.pt`` (the inference checkpoint ``hw2_3.sh`` loads) and
+``metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,18 +40,25 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm.auto import tqdm
 
 from hw2lib.checkpoints import save_checkpoint
 from hw2lib.cli import pick_device, run_main, seed_everything
-from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier, accuracy, adapt_batchnorm, batch_statistics_mode
+from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier, accuracy, adapt_batchnorm
 from hw2lib.digits import load_split
-from hw2lib.images import uint8_to_signed
+from hw2lib.images import map_batches, uint8_to_signed
 from hw2lib.training import ema_update, init_from, resume_training
 
 from .augment import source_view, target_view
 from .dann import DomainAdversarialLoss, DomainDiscriminator, adaptation_weight, annealed_lr
+from .pseudo_labels import (
+    centroid_labels,
+    class_balance_loss,
+    confident_labels,
+    information_score,
+    mean_entropy,
+    pseudo_label_loss,
+)
 from .table import METHODS, target_domain
 
 ADAPT_BN_IMAGES = 4096  # target train images whose statistics the evaluated dann-plus model uses
@@ -70,12 +84,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="input normalisation: RGB to [−1, 1] (channel), or grayscale + per-image standardisation "
         "(image); default image for dann-plus, channel otherwise",
     )
-    p.add_argument("--confidence", type=float, default=0.95, help="dann-plus: pseudo-label confidence threshold")
     p.add_argument(
-        "--self-train-from", type=float, default=0.3, help="dann-plus: progress p at which self-training starts"
+        "--pseudo-labels",
+        choices=("centroid", "teacher"),
+        default="centroid",
+        help="dann-plus: SHOT feature-centroid labels of the whole target split, or the teacher's confident labels",
+    )
+    p.add_argument("--relabel-every", type=int, default=100, help="dann-plus: steps between centroid-label refreshes")
+    p.add_argument(
+        "--balance", type=float, default=1.0, help="dann-plus: weight of the class-balance loss on target views"
+    )
+    p.add_argument("--pseudo-weight", type=float, default=0.3, help="dann-plus: weight of the pseudo-label loss")
+    p.add_argument(
+        "--entropy", type=float, default=1.0, help="dann-plus: weight of the mean prediction entropy on target views"
     )
     p.add_argument(
-        "--stroke-aug", type=float, default=0.5, help="dann-plus: probability of stroke-width and blur augmentation"
+        "--source-weight",
+        type=float,
+        default=0.0,
+        help="dann-plus: weight of the source and domain losses once self-training runs (0: target only, as SHOT)",
+    )
+    p.add_argument(
+        "--domain-weight", type=float, default=1.0, help="scale of DANN's domain loss (0 removes the adversary)"
+    )
+    p.add_argument(
+        "--confidence", type=float, default=0.95, help="dann-plus --pseudo-labels teacher: confidence threshold"
+    )
+    p.add_argument(
+        "--self-train-from", type=float, default=0.12, help="dann-plus: progress p at which self-training starts"
+    )
+    p.add_argument(
+        "--stroke-aug", type=float, default=0.0, help="dann-plus: probability of stroke-width and blur augmentation"
     )
     p.add_argument("--teacher-decay", type=float, default=0.99, help="dann-plus: EMA decay of the mean teacher")
     p.add_argument("--init-from", help="start from an inference checkpoint (best.pt) of the same model configuration")
@@ -93,6 +132,7 @@ class Data:
     train_x: torch.Tensor  # labelled training images: the source, or the target for target-only
     train_y: torch.Tensor
     target_x: torch.Tensor  # unlabelled target train images
+    target_y: torch.Tensor  # their labels: used only to score (the second check), never to train or select
     val_x: torch.Tensor  # target val split: model selection
     val_y: torch.Tensor
 
@@ -121,7 +161,7 @@ def load_data(args: argparse.Namespace) -> Data:
     val_x, val_y = load_split(args.target, "val", args.limit)
     if args.method == "target-only":
         source_x, source_y = target_x, target_y
-    return Data(source_x, source_y, target_x, val_x, val_y)
+    return Data(source_x, source_y, target_x, target_y, val_x, val_y)
 
 
 def build(args: argparse.Namespace, device: torch.device) -> Parts:
@@ -143,10 +183,18 @@ def state_parts(parts: Parts) -> dict:
     return named | ({"teacher": parts.teacher} if parts.teacher is not None else {})
 
 
-def training_step(parts: Parts, data: Data, args: argparse.Namespace, step: int, device: torch.device) -> dict:
-    """One SGD step at progress p = step / steps; returns the metrics to log."""
+def training_step(
+    parts: Parts,
+    data: Data,
+    args: argparse.Namespace,
+    step: int,
+    device: torch.device,
+    pseudo: Optional[torch.Tensor] = None,
+) -> dict:
+    """One SGD step at progress p = step / steps; returns the metrics to log. ``pseudo`` (N_target,)
+    holds the current centroid labels of every target train image once self-training has begun."""
     p = step / args.steps
-    lambd, lr = adaptation_weight(p), annealed_lr(p, args.lr)
+    lambd, lr = args.domain_weight * adaptation_weight(p), annealed_lr(p, args.lr)
     for group in parts.optimizer.param_groups:
         group["lr"] = lr
     gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
@@ -159,19 +207,20 @@ def training_step(parts: Parts, data: Data, args: argparse.Namespace, step: int,
     if args.method in ("source-only", "target-only"):
         loss = F.cross_entropy(model(xs)[0], ys)
     else:
-        if plus:  # per-domain batch statistics: each domain goes through BN on its own
-            (logits_s, f_s), (_, f_t) = model(source_view(xs, gen, args.stroke_aug)), model(xt)
-        else:
-            logits, feats = model(torch.cat([xs, xt]))
-            logits_s, f_s, f_t = logits[: len(xs)], feats[: len(xs)], feats[len(xs) :]
-        loss_d, acc_d = parts.discriminator(f_s, f_t, lambd)
-        loss = F.cross_entropy(logits_s, ys) + loss_d
-        record["domain_acc"] = round(acc_d, 3)
-        if plus and p >= args.self_train_from:
-            loss_st, record["pseudo_frac"] = self_training_loss(
-                model, parts.teacher, xt, gen, args.confidence, args.stroke_aug
-            )
-            loss = loss + loss_st
+        self_train = plus and p >= args.self_train_from
+        source_weight = args.source_weight if self_train else 1.0
+        loss = torch.zeros((), device=device)
+        if source_weight > 0:  # DANN: labelled source + gradient-reversed domain loss
+            if plus:  # per-domain batch statistics: each domain goes through BN on its own
+                (logits_s, f_s), (_, f_t) = model(source_view(xs, gen, args.stroke_aug)), model(xt)
+            else:
+                logits, feats = model(torch.cat([xs, xt]))
+                logits_s, f_s, f_t = logits[: len(xs)], feats[: len(xs)], feats[len(xs) :]
+            loss_d, acc_d = parts.discriminator(f_s, f_t, lambd)
+            loss = source_weight * (F.cross_entropy(logits_s, ys) + loss_d)
+            record["domain_acc"] = round(acc_d, 3)
+        if self_train:
+            loss = loss + self_training_loss(parts, xt, None if pseudo is None else pseudo[j], gen, args, record)
     parts.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     parts.optimizer.step()
@@ -182,32 +231,61 @@ def training_step(parts: Parts, data: Data, args: argparse.Namespace, step: int,
 
 
 def self_training_loss(
-    student: nn.Module,
-    teacher: nn.Module,
+    parts: Parts,
     x_target: torch.Tensor,
+    pseudo: Optional[torch.Tensor],
     gen: torch.Generator,
-    confidence: float,
-    stroke: float = 0.5,
-) -> tuple[torch.Tensor, float]:
-    """Cross-entropy of the student on perturbed target views against the teacher's confident labels.
+    args: argparse.Namespace,
+    record: dict,
+) -> torch.Tensor:
+    """Pseudo-label cross-entropy of the student on perturbed views of ``x_target`` plus the
+    weighted class-balance loss (and, with ``--entropy``, the mean prediction entropy). The labels are ``pseudo`` (centroid labels of these images) or,
+    when it is None, the teacher's labels above ``args.confidence`` (logs the fraction kept)."""
+    logits = parts.model(target_view(x_target, gen, args.stroke_aug))[0]
+    if pseudo is None:
+        labels, mask = confident_labels(parts.teacher, x_target, args.confidence)
+        record["pseudo_frac"] = round(mask.mean().item(), 3)
+    else:
+        labels, mask = pseudo.to(logits.device), None
+    loss = args.pseudo_weight * pseudo_label_loss(logits, labels, mask) + args.balance * class_balance_loss(logits)
+    if args.entropy > 0:  # with the balance term: SHOT's information maximisation
+        loss = loss + args.entropy * mean_entropy(logits)
+    return loss
 
-    The teacher sees the clean images (batch statistics, no dropout); labels below ``confidence``
-    are masked out. Returns the loss (averaged over the whole batch) and the fraction kept.
-    """
-    with torch.no_grad():
-        probs = batch_statistics_mode(teacher)(x_target)[0].softmax(1)
-    conf, pseudo = probs.max(1)
-    mask = (conf >= confidence).float()
-    per_sample = F.cross_entropy(student(target_view(x_target, gen, stroke))[0], pseudo, reduction="none")
-    return (per_sample * mask).mean(), round(mask.mean().item(), 3)
+
+@torch.no_grad()
+def target_predictions(model: DigitClassifier, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities (N, K) and features (N, D), on the CPU, of ``model`` in eval mode."""
+    model.eval()
+    k = model.config.num_classes
+    out = map_batches(lambda x: torch.cat(model(x), dim=1), images, 512, next(model.parameters()).device)
+    return out[:, :k].softmax(1), out[:, k:]
 
 
-def evaluate(parts: Parts, data: Data) -> tuple[float, DigitClassifier]:
-    """Target-val accuracy of the network that would ship: dann-plus's teacher with target BN statistics."""
+def shipped_model(parts: Parts, data: Data) -> DigitClassifier:
+    """The network that would ship: dann-plus's teacher with target BN statistics, else the model."""
     if parts.teacher is None:
-        return accuracy(parts.model, data.val_x, data.val_y), parts.model
-    scored = adapt_batchnorm(parts.teacher, data.target_x[:ADAPT_BN_IMAGES])
-    return accuracy(scored, data.val_x, data.val_y), scored
+        return parts.model
+    return adapt_batchnorm(parts.teacher, data.target_x[:ADAPT_BN_IMAGES])
+
+
+def refresh_pseudo_labels(parts: Parts, data: Data) -> torch.Tensor:
+    """Centroid labels (N_target,) of every target train image from the shipped model's features."""
+    probs, features = target_predictions(shipped_model(parts, data), data.target_x)
+    return centroid_labels(features, probs)
+
+
+def evaluate(parts: Parts, data: Data) -> tuple[dict, DigitClassifier]:
+    """Scores of the network that would ship: target-val accuracy (what selects ``best.pt``), and,
+    never used to select, target-train accuracy (second check) and the label-free information score."""
+    scored = shipped_model(parts, data)
+    probs, _ = target_predictions(scored, data.target_x)
+    scores = {
+        "val_accuracy": accuracy(scored, data.val_x, data.val_y),
+        "target_train_accuracy": round((probs.argmax(1) == data.target_y).float().mean().item(), 5),
+        "information_score": round(information_score(probs), 5),
+    }
+    return scores, scored
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -222,6 +300,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     run_config = {"model": config, "method": args.method}
     resumed = resume_training(out_dir, state_parts(parts), run_config)
     step, best = (resumed["step"], resumed["best"]) if resumed else (0, -1.0)
+    pseudo = resumed.get("pseudo_labels") if resumed else None
+    centroids = args.method == "dann-plus" and args.pseudo_labels == "centroid"
+    self_train_step = math.ceil(args.self_train_from * args.steps)
     if resumed:
         print(f"resumed from {out_dir / 'last.pt'} at step {step}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -230,20 +311,28 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     bar = tqdm(total=args.steps, initial=step, desc=f"p3 {args.method}", dynamic_ncols=True)
     started = time.time()
     while step < args.steps:
-        record = training_step(parts, data, args, step, device)
+        if (
+            centroids
+            and step >= self_train_step
+            and (pseudo is None or (step - self_train_step) % args.relabel_every == 0)
+        ):
+            pseudo = refresh_pseudo_labels(parts, data)
+        record = training_step(parts, data, args, step, device, pseudo)
         step += 1
         record["elapsed_s"] = round(time.time() - started, 1)
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.3f}", best=f"{best:.4f}")
         if step % args.eval_every == 0 or step == args.steps:
-            acc, scored = evaluate(parts, data)
-            record["val_accuracy"] = acc
+            scores, scored = evaluate(parts, data)
+            record.update(scores)
+            acc = scores["val_accuracy"]
             if acc > best:
                 best = acc
                 best_ckpt = {"model": scored.state_dict(), "config": config, "method": args.method, "domain": domain}
                 save_checkpoint(best_ckpt | {"step": step, "val_accuracy": acc}, out_dir / "best.pt")
             states = {name: part.state_dict() for name, part in state_parts(parts).items()}
-            save_checkpoint(states | {"config": run_config, "step": step, "best": best}, out_dir / "last.pt")
+            extra = {} if pseudo is None else {"pseudo_labels": pseudo}
+            save_checkpoint(states | extra | {"config": run_config, "step": step, "best": best}, out_dir / "last.pt")
             bar.write(f"step {step}: target val accuracy {acc:.4f} (best {best:.4f})")
         if step % 50 == 0 or "val_accuracy" in record:
             with open(out_dir / "metrics.jsonl", "a") as log:

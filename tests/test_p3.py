@@ -1,6 +1,7 @@
 """P3: gradient reversal, DANN schedules, domain detection, hw2_3.sh's CSV and every bad input."""
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -14,8 +15,15 @@ from hw2lib.cli import UserError
 from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier, adapt_batchnorm, label_images, predict_labels
 from p3.augment import random_polarity, random_thickness, source_view, target_view
 from p3.dann import DomainAdversarialLoss, DomainDiscriminator, adaptation_weight, annealed_lr, grad_reverse
+from p3.pseudo_labels import (
+    centroid_labels,
+    class_balance_loss,
+    confident_labels,
+    information_score,
+    mean_entropy,
+    pseudo_label_loss,
+)
 from p3.table import detect_domain
-from p3.train import self_training_loss
 
 
 @pytest.mark.parametrize("lambd", [0.0, 0.3, 1.0])
@@ -190,6 +198,27 @@ def test_train_smoke_every_method(tmp_path):
         assert best["method"] == method and best["domain"] == "usps" and 0 <= best["val_accuracy"] <= 1
 
 
+@pytest.mark.slow
+def test_train_target_only_refinement_with_centroid_labels(tmp_path):
+    """dann-plus's second phase as shipped: no source, SHOT losses, centroid labels kept in last.pt."""
+    source = make_digit_dataset(tmp_path / "mnistm", n=40, seed=2)
+    target = make_digit_dataset(tmp_path / "usps", n=40, seed=3, mode="L")
+    out = tmp_path / "run"
+    flags = ("--steps", "4", "--batch-size", "8", "--eval-every", "2", "--self-train-from", "0.5")
+    flags += ("--source-weight", "0", "--entropy", "1", "--balance", "1", "--pseudo-weight", "0.3")
+    result = run_module(
+        "p3.train", "--method", "dann-plus", "--source", source, "--target", target, "--out-dir", out, *flags
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    last = torch.load(out / "last.pt", weights_only=True)
+    assert last["pseudo_labels"].shape == (40,) and last["pseudo_labels"].max() < 10
+    evals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [e for e in evals if "val_accuracy" in e]
+    assert [e["step"] for e in evals] == [2, 4]
+    assert all(0 <= e["target_train_accuracy"] <= 1 and e["information_score"] <= 0 for e in evals)
+    assert "domain_acc" in evals[0] and "domain_acc" not in evals[1], "no source or domain loss once refining"
+
+
 # ---------- test-time BN statistics (hw2_3.sh) and the self-training loss ----------
 
 
@@ -222,19 +251,87 @@ def test_test_time_bn_keeps_predictions_for_small_folders_and_matched_statistics
     assert label_images(matched, images, adapt_min=256) == predict_labels(matched, images).tolist()
 
 
-def test_self_training_loss_follows_confident_teacher_labels_only():
+def test_confident_labels_keep_only_what_the_teacher_is_sure_of():
     torch.manual_seed(6)
-    student = DigitClassifier(ClassifierConfig(width=8, feature_dim=16))
     teacher = DigitClassifier(ClassifierConfig(width=8, feature_dim=16))
     x = torch.rand(16, 3, 28, 28) * 2 - 1
-    loss, kept = self_training_loss(student, teacher, x, torch.Generator().manual_seed(0), confidence=0.0)
-    assert kept == 1.0 and loss.item() > 0
+    labels, mask = confident_labels(teacher, x, confidence=0.0)
+    assert labels.shape == (16,) and mask.sum() == 16
+    student_logits = torch.randn(16, 10, requires_grad=True)
+    loss = pseudo_label_loss(student_logits, labels, mask)
     loss.backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    assert loss.item() > 0 and student_logits.grad.abs().sum() > 0
     assert all(p.grad is None for p in teacher.parameters()), "the teacher is never trained by this loss"
-    student.zero_grad()
-    loss, kept = self_training_loss(student, teacher, x, torch.Generator().manual_seed(0), confidence=1.01)
-    assert kept == 0.0 and loss.item() == 0.0  # nothing is confident enough: no pseudo-label, no pull
+    _, mask = confident_labels(teacher, x, confidence=1.01)
+    assert mask.sum() == 0 and pseudo_label_loss(student_logits, labels, mask).item() == 0.0  # nothing trusted
+
+
+def two_clusters(n: int = 20) -> torch.Tensor:
+    """n features near direction e0 (class 0's cluster), then n near e1 (class 1's)."""
+    gen = torch.Generator().manual_seed(0)
+    f = torch.zeros(2 * n, 8)
+    f[:n, 0], f[n:, 1] = 1.0, 1.0
+    return f + 0.05 * torch.randn(2 * n, 8, generator=gen)
+
+
+def test_centroid_labels_fix_a_confidently_wrong_prediction_inside_another_cluster():
+    features = two_clusters()
+    probs = torch.zeros(40, 10)
+    probs[:20, 0], probs[20:, 1] = 0.9, 0.9
+    probs[:, 2:] = 0.1 / 8
+    probs[3] = 0.0
+    probs[3, 1] = 1.0  # image 3 lies among the 0s, but the classifier is sure it is a 1
+    labels = centroid_labels(features, probs)
+    assert labels[3] == 0, "its cluster outvotes the classifier"
+    assert torch.equal(labels, torch.tensor([0] * 20 + [1] * 20))
+
+
+def test_centroid_labels_leave_predictions_that_agree_with_the_clusters_alone():
+    features = two_clusters()
+    probs = torch.full((40, 10), 0.01)
+    probs[:20, 0], probs[20:, 1] = 0.91, 0.91
+    assert torch.equal(centroid_labels(features, probs), probs.argmax(1))
+
+
+def test_class_balance_pushes_a_collapsed_batch_apart_and_leaves_a_balanced_one_alone():
+    collapsed = torch.zeros(10, 10)
+    collapsed[:, 3] = 8.0  # every image predicted as 3
+    collapsed.requires_grad_(True)
+    loss = class_balance_loss(collapsed)
+    loss.backward()
+    assert loss.item() > 2.0  # close to log 10 = 2.30
+    assert collapsed.grad[:, 3].min() > 0, "gradient descent lowers the over-predicted class"
+    balanced = (8.0 * torch.eye(10)).requires_grad_(True)  # each image a different class
+    loss = class_balance_loss(balanced)
+    loss.backward()
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+    assert balanced.grad.abs().max() < 1e-6
+
+
+def test_mean_entropy_is_zero_for_certain_and_log_k_for_uniform_predictions():
+    certain = torch.full((4, 10), -30.0)
+    certain[:, 2] = 30.0
+    assert mean_entropy(certain).item() == pytest.approx(0.0, abs=1e-6)
+    uniform = torch.zeros(4, 10, requires_grad=True)
+    loss = mean_entropy(uniform)
+    loss.backward()
+    assert loss.item() == pytest.approx(math.log(10), abs=1e-6)
+    assert uniform.grad.abs().max() < 1e-6  # uniform is a maximum: no preferred direction
+    tilted = torch.zeros(1, 10)
+    tilted[0, 7] = 1.0
+    tilted.requires_grad_(True)
+    mean_entropy(tilted).backward()
+    assert tilted.grad[0, 7] < 0, "descent raises the leading class: entropy minimisation sharpens"
+
+
+def test_information_score_prefers_confident_and_diverse_predictions():
+    confident_diverse = torch.eye(10) * 0.99 + 0.001
+    uncertain = torch.full((10, 10), 0.1)
+    collapsed = torch.zeros(10, 10)
+    collapsed[:, 0] = 1.0
+    assert information_score(confident_diverse) < information_score(uncertain) == pytest.approx(0.0, abs=1e-6)
+    assert information_score(confident_diverse) < information_score(collapsed) == pytest.approx(0.0, abs=1e-6)
+    assert information_score(confident_diverse) == pytest.approx(-math.log(10), abs=0.1)
 
 
 def test_augmentations_keep_shape_range_and_draw_only_from_the_generator():

@@ -1,0 +1,76 @@
+"""Tables of P3 runs from their logs: what val selection picked, what the second check says, and what a
+rule without target labels would have picked.
+
+    python bench/p3_study.py runs/p3/usps_shot_s0 runs/p3/usps_shot_s1 … [--spread NAME_PREFIX …]
+
+For every run folder (``p3.train --out-dir``) it reads ``metrics.jsonl`` and reports, at the
+evaluation with the best target-val accuracy (the checkpoint ``best.pt`` holds): that val accuracy,
+the accuracy on the target's *train* split at the same step (labels used only to score: a check that
+selection did not touch), and the step. Beside it, the label-free pick: the evaluation with the lowest
+``information_score`` (confident *and* class-balanced target predictions, no labels needed), with
+the val and train-split accuracy it would have shipped. ``--spread PREFIX`` adds mean / min / max over
+the runs whose folder name starts with PREFIX (e.g. the seeds of one recipe). Markdown on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def evaluations(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [r for r in rows if "val_accuracy" in r]
+
+
+def summary(run: Path) -> dict:
+    evals = evaluations(run)
+    if not evals:
+        raise SystemExit(f"error: {run / 'metrics.jsonl'}: no evaluations logged")
+    best = max(evals, key=lambda r: r["val_accuracy"])  # first of equals, as best.pt keeps the first
+    free = min(evals, key=lambda r: r["information_score"])
+    return {
+        "run": run.name,
+        "steps": evals[-1]["step"],
+        "val": best["val_accuracy"],
+        "train": best["target_train_accuracy"],
+        "step": best["step"],
+        "free_val": free["val_accuracy"],
+        "free_train": free["target_train_accuracy"],
+        "free_step": free["step"],
+        "minutes": evals[-1]["elapsed_s"] / 60,
+    }
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", help="p3.train output folders")
+    p.add_argument("--spread", nargs="*", default=[], help="folder-name prefixes to summarise as mean/min/max")
+    args = p.parse_args()
+    rows = [summary(Path(r)) for r in args.runs]
+    print(
+        "| run | val (selected) | train split, same checkpoint | step | label-free pick: val | its train split | its step | minutes |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['run']} | {pct(r['val'])} | {pct(r['train'])} | {r['step']} | {pct(r['free_val'])} "
+            f"| {pct(r['free_train'])} | {r['free_step']} | {r['minutes']:.1f} |"
+        )
+    for prefix in args.spread:
+        group = [r for r in rows if r["run"].startswith(prefix)]
+        if not group:
+            raise SystemExit(f"error: no run folder starts with {prefix!r}")
+        print(f"\n{prefix}* ({len(group)} runs): mean / min / max")
+        for key, name in (("val", "val"), ("train", "train split"), ("free_val", "label-free pick, val")):
+            values = [r[key] for r in group]
+            print(f"- {name}: {pct(sum(values) / len(values))} / {pct(min(values))} / {pct(max(values))}")
+
+
+if __name__ == "__main__":
+    main()
