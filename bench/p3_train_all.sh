@@ -13,8 +13,16 @@ train() {  # name target-folder method steps [extra flags…]
   PYTHONPATH="$HERE" python3 -m p3.train --method "$method" --source "$D/mnistm" --target "$D/$target" \
     --out-dir "$R/$name" --steps "$steps" "$@"
 }
-train usps_dann-plus usps dann-plus 2500 --width 32 --stroke-aug 0
-train svhn_dann-plus svhn_real dann-plus 4000 --width 64 --source "$D/mnistm" "$D/svhn"
+# USPS DANN+: one run, DANN then the target-only SHOT refinement (p3.train's dann-plus defaults); the
+# shipped seed is the best of 3 on val (bench/p3_usps_study.sh runs the seeds and the ablation)
+train usps_dann-plus usps dann-plus 2500 --eval-every 100 --seed 0
+# SVHN DANN+: the first phase as an earlier session trained it (both sources, the teacher's confident
+# labels with the source kept on), then the same refinement as USPS, started from its best checkpoint
+train svhn_dann-plus-phase1 svhn_real dann-plus 4000 --width 64 --source "$D/mnistm" "$D/svhn" \
+  --pseudo-labels teacher --source-weight 1 --balance 0 --entropy 0 --pseudo-weight 1 \
+  --self-train-from 0.3 --stroke-aug 0.5
+train svhn_dann-plus svhn_real dann-plus 600 --width 64 --init-from "$R/svhn_dann-plus-phase1/best.pt" \
+  --self-train-from 0 --lr 0.003 --eval-every 100
 train usps_dann usps dann 5000 --width 64
 train svhn_dann svhn_real dann 3000 --width 64
 train usps_source-only usps source-only 1000 --width 64
