@@ -56,6 +56,9 @@ def main() -> None:
     p.add_argument("--selector", default=str(DEFAULT_SELECTOR), help="candidate selector (for oversample > 1)")
     p.add_argument("--weak", help="the weaker P1 checkpoint that --autoguidance > 1 uses")
     p.add_argument("--autoguidance", type=float, nargs="+", default=[1.0], help="autoguidance scales to try")
+    p.add_argument(
+        "--rescale", type=float, nargs="+", default=[SamplingConfig.rescale], help="guidance rescale φ values to try"
+    )
     p.add_argument("--real", help="course-layout MNIST-M folder: also report the Fréchet distance to its val split")
     p.add_argument("--log", help="append every row as a JSON line to this file")
     p.add_argument("--per-class", type=int, default=50, help="digits per class per setting")
@@ -72,14 +75,14 @@ def main() -> None:
     guide = f"weak model for autoguidance: {Path(args.weak).name}" if weak is not None else "no weak model"
     print(f"{10 * args.per_class} digits per setting, {guide}, threads={torch.get_num_threads()}, device={device}\n")
     print(
-        "| solver | grid | steps | guidance | autoguidance | oversample | accuracy | worst digit "
+        "| solver | grid | steps | guidance | autoguidance | rescale | oversample | accuracy | worst digit "
         "| Fréchet (floor) | seconds |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for solver, grid, steps, scale, auto, oversample in itertools.product(
-        args.solvers, args.grids, args.steps, args.guidance, args.autoguidance, args.oversample
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for solver, grid, steps, scale, auto, phi, oversample in itertools.product(
+        args.solvers, args.grids, args.steps, args.guidance, args.autoguidance, args.rescale, args.oversample
     ):
-        config = SamplingConfig(solver=solver, steps=steps, guidance=scale, autoguidance=auto)
+        config = SamplingConfig(solver=solver, steps=steps, guidance=scale, autoguidance=auto, rescale=phi)
         config.trailing, config.oversample = grid == "trailing", oversample
         started = time.time()
         chosen = selector if oversample > 1 else None
@@ -93,6 +96,7 @@ def main() -> None:
         row = {"solver": solver, "grid": grid, "steps": steps, "guidance": scale, "oversample": oversample}
         row |= {
             "autoguidance": auto,
+            "rescale": phi,
             "weak": args.weak if auto != 1 else None,
             "digits": len(labels),
             "accuracy": acc,
@@ -105,7 +109,7 @@ def main() -> None:
             row |= {"frechet": report.overall.distance, "frechet_floor": report.overall.floor}
             frechet = f"{report.overall.distance:.2f} ({report.overall.floor:.2f})"
         print(
-            f"| {solver} | {grid} | {steps} | {scale:g} | {auto:g} | {oversample:g} | {100 * acc:.2f}% "
+            f"| {solver} | {grid} | {steps} | {scale:g} | {auto:g} | {phi:g} | {oversample:g} | {100 * acc:.2f}% "
             f"| {worst}: {100 * per_digit[worst]:.0f}% | {frechet} | {seconds:.1f} |",
             flush=True,
         )

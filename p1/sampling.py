@@ -38,10 +38,28 @@ DEFAULT_WEAK = Path(__file__).resolve().parent / "checkpoints" / "ddpm_mnistm_we
 
 
 class ClassifierFreeGuidance:
-    """``eps_fn(x, t)`` for fixed labels: one batched forward of [conditional; unconditional]."""
+    """``eps_fn(x, t)`` for fixed labels: one batched forward of [conditional; unconditional].
 
-    def __init__(self, model: ConditionalUNet, labels: torch.Tensor, scale: float):
-        self.model, self.labels, self.scale = model, labels, scale
+    With ``rescale = φ > 0`` (and the ``schedule``), the guided prediction is pulled back towards the
+    conditional one's contrast (Lin et al. 2024, "Common diffusion noise schedules and sample steps
+    are flawed", §3.4, applied to the x0 prediction): strong guidance over-saturates — our s = 5
+    digits have 24 % more per-image contrast than real MNIST-M — and x0 is where that shows.
+
+        x0_g = x0(eps_g),  x0_r = x0_g · std(x0_cond) / std(x0_g)  (per image, over C×H×W)
+        x0   = φ · x0_r + (1 − φ) · x0_g,  and back to eps.
+    """
+
+    def __init__(
+        self,
+        model: ConditionalUNet,
+        labels: torch.Tensor,
+        scale: float,
+        rescale: float = 0.0,
+        schedule: Optional[NoiseSchedule] = None,
+    ):
+        if rescale and schedule is None:
+            raise ValueError("guidance rescale needs the noise schedule")
+        self.model, self.labels, self.scale, self.rescale, self.schedule = model, labels, scale, rescale, schedule
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.scale == 1.0:
@@ -50,7 +68,17 @@ class ClassifierFreeGuidance:
         eps_cond, eps_uncond = self.model(
             torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([self.labels, null])
         ).chunk(2)
-        return eps_uncond + self.scale * (eps_cond - eps_uncond)
+        eps = eps_uncond + self.scale * (eps_cond - eps_uncond)
+        return eps if not self.rescale else self._rescaled(x_t, t, eps, eps_cond)
+
+    def _rescaled(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, eps_cond: torch.Tensor) -> torch.Tensor:
+        a = self.schedule.alpha_bar(t).view(-1, 1, 1, 1)
+        root_a, root_1ma = a.sqrt(), (1.0 - a).sqrt()
+        x0_guided = (x_t - root_1ma * eps) / root_a  # DDIM eq. 9
+        x0_cond = (x_t - root_1ma * eps_cond) / root_a
+        ratio = x0_cond.flatten(1).std(1) / x0_guided.flatten(1).std(1).clamp_min(1e-8)
+        x0 = self.rescale * x0_guided * ratio.view(-1, 1, 1, 1) + (1.0 - self.rescale) * x0_guided
+        return (x_t - root_a * x0) / root_1ma
 
 
 class AutoGuidance:
@@ -91,6 +119,7 @@ class SamplingConfig:
     steps: int = 10  # network evaluations (chosen by measurement: README "P1 results", bench/p1_sweep.py)
     guidance: float = 5.0  # classifier-free guidance scale s (1 = no guidance)
     autoguidance: float = 1.0  # autoguidance scale a by a weaker model (1 = none; needs the weak model)
+    rescale: float = 1.0  # guidance rescale φ: the guided x0 gets the conditional x0's contrast (README: P1 front)
     trailing: bool = (
         True  # grid [T−1, T−1−T/steps, …] ("trailing") instead of [1 + …, 1] ("leading", the course's P2 grid)
     )
@@ -149,7 +178,7 @@ def generate(
     for y, x_T in tqdm(chunks, desc="sampling", disable=not progress):
         y = y.to(device)
         if config.autoguidance == 1.0:
-            eps_fn = ClassifierFreeGuidance(model, y, config.guidance)
+            eps_fn = ClassifierFreeGuidance(model, y, config.guidance, config.rescale, schedule)
         elif weak is None:
             raise UserError("autoguidance needs the weak model (--weak CHECKPOINT)")
         else:
@@ -212,6 +241,7 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--autoguidance", type=float, default=d.autoguidance, help="autoguidance scale a by --weak (1 = none)"
     )
+    p.add_argument("--rescale", type=float, default=d.rescale, help="guidance rescale φ in [0, 1] (0 = plain guidance)")
     p.add_argument("--weak", default=str(DEFAULT_WEAK), help="the weaker P1 checkpoint that autoguidance uses")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="digits per forward pass")
     p.add_argument(
@@ -230,6 +260,7 @@ def sampling_config(args: argparse.Namespace) -> SamplingConfig:
         steps=args.steps,
         guidance=args.guidance,
         autoguidance=args.autoguidance,
+        rescale=args.rescale,
         trailing=args.grid == "trailing",
         batch_size=args.batch_size,
         oversample=args.oversample,

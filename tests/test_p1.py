@@ -93,6 +93,27 @@ def test_guidance_scale_convention():
     assert not torch.allclose(cond, uncond), "labels must change the prediction"
 
 
+def test_guidance_rescale_restores_the_conditional_contrast_of_x0():
+    model, schedule = tiny_model(), NoiseSchedule()
+    x, t, y = torch.randn(4, 3, 28, 28), torch.full((4,), 300), torch.tensor([1, 2, 3, 4])
+    a = schedule.alpha_bar(t).view(-1, 1, 1, 1)
+
+    def x0(eps):
+        return (x - (1 - a).sqrt() * eps) / a.sqrt()
+
+    with torch.no_grad():
+        plain = ClassifierFreeGuidance(model, y, 5.0)(x, t)
+        torch.testing.assert_close(ClassifierFreeGuidance(model, y, 5.0, 0.0, schedule)(x, t), plain)
+        full = ClassifierFreeGuidance(model, y, 5.0, 1.0, schedule)(x, t)
+        cond = model(x, t, y)
+        torch.testing.assert_close(x0(full).flatten(1).std(1), x0(cond).flatten(1).std(1), rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(x0(plain).flatten(1).std(1), x0(cond).flatten(1).std(1), rtol=1e-2)
+        half = ClassifierFreeGuidance(model, y, 5.0, 0.5, schedule)(x, t)
+        torch.testing.assert_close(x0(half), (x0(full) + x0(plain)) / 2, rtol=1e-4, atol=1e-4)  # linear in φ
+    with pytest.raises(ValueError, match="schedule"):
+        ClassifierFreeGuidance(model, y, 5.0, 0.7)
+
+
 def test_autoguidance_extrapolates_from_the_weak_model_with_the_class_in_both_branches():
     model, weak = tiny_model(0), tiny_model(1)
     x, t, y = torch.randn(4, 3, 28, 28), torch.full((4,), 500), torch.tensor([1, 2, 3, 4])
