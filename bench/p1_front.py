@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -82,7 +83,7 @@ def main() -> None:
     fig.tight_layout()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=130)
-    print(f"\nfigure: {args.out}")
+    print(f"figure: {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

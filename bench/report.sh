@@ -8,6 +8,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="$1"; OUT="$2"
 export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
 python3 -m p1.figures --out "$OUT/p1"
+# the accuracy–distance front, from the logged sweep (rerun bench/p1_sweep.py --log to re-measure it)
+python3 "$HERE/bench/p1_front.py" "$HERE/p1/checkpoints/front.jsonl" --out "$OUT/p1/front.png" \
+  --shipped "dpm++2m 10 s=5 φ=1" > "$OUT/p1/front.md"
 if [ -f "$DATA/face/UNet.pt" ] && [ -d "$DATA/face/noise" ]; then
   python3 -m p2.figures --noise-dir "$DATA/face/noise" --unet "$DATA/face/UNet.pt" --out "$OUT/p2"
 else
