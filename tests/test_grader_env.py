@@ -93,7 +93,10 @@ def test_hw2_2_agrees_with_this_torch(grader_env, tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
         outputs[name] = np.asarray(Image.open(tmp_path / name / "00.png"), dtype=np.float64)
     mse = np.mean((outputs["grader"] - outputs["dev"]) ** 2)
-    assert mse < 0.05, mse
+    # Two torch builds' float kernels differ in the last bits, and 50 DDIM steps carry that into a
+    # grey level here and there: under 0.05 on an AMD EPYC, 0.057 on an Intel Xeon with AVX-512 FP16. A wrong
+    # timestep, ᾱ or rounding costs hundreds; the grader's bar is 20.
+    assert mse < 0.5, mse
 
 
 @pytest.mark.parametrize("domain", ["usps", "svhn"])
