@@ -15,7 +15,7 @@ train() {  # name target-folder method steps [extra flags…]
 }
 # USPS DANN+: one run, DANN then the target-only SHOT refinement (p3.train's dann-plus defaults); the
 # shipped seed is the best of 3 on val (bench/p3_usps_study.sh runs the seeds and the ablation)
-train usps_dann-plus usps dann-plus 2500 --eval-every 100 --seed 0
+train usps_dann-plus usps dann-plus 2500 --eval-every 100 --seed 1
 # SVHN DANN+: the first phase as an earlier session trained it (both sources, the teacher's confident
 # labels with the source kept on), then the same refinement as USPS, started from its best checkpoint
 train svhn_dann-plus-phase1 svhn_real dann-plus 4000 --width 64 --source "$D/mnistm" "$D/svhn" \
