@@ -48,7 +48,7 @@ def _is_regular_or_absent(path: Path) -> bool:
     """True when nothing is at ``path`` or it is a plain file (not a folder, link, device or FIFO)."""
     try:
         return stat.S_ISREG(os.lstat(path).st_mode)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there (a file where a parent folder should be)
         return True
 
 
@@ -182,7 +182,7 @@ def check_writable_file(path: str | os.PathLike, what: str = "the output file") 
     path = output_file(path, what)
     folder = next(p for p in path.parents if p.exists() or p == Path(p.anchor))
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{folder}: cannot create {path.name} there (not a writable folder)")
+        raise UserError(f"{folder}: cannot write {path.name} there (not a writable folder)")
     return path
 
 
