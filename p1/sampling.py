@@ -62,14 +62,19 @@ class ClassifierFreeGuidance:
         self.model, self.labels, self.scale, self.rescale, self.schedule = model, labels, scale, rescale, schedule
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.guided_and_conditional(x_t, t)[0]
+
+    def guided_and_conditional(self, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(guided eps, conditional eps): the conditional branch too, for guidance built on top of this one."""
         if self.scale == 1.0:
-            return self.model(x_t, t, self.labels)
+            eps_cond = self.model(x_t, t, self.labels)
+            return eps_cond, eps_cond
         null = torch.full_like(self.labels, self.model.null_label)
         eps_cond, eps_uncond = self.model(
             torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([self.labels, null])
         ).chunk(2)
         eps = eps_uncond + self.scale * (eps_cond - eps_uncond)
-        return eps if not self.rescale else self._rescaled(x_t, t, eps, eps_cond)
+        return (eps if not self.rescale else self._rescaled(x_t, t, eps, eps_cond)), eps_cond
 
     def _rescaled(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, eps_cond: torch.Tensor) -> torch.Tensor:
         a = self.schedule.alpha_bar(t).view(-1, 1, 1, 1)
@@ -89,24 +94,28 @@ class AutoGuidance:
 
     with ``eps_c = model(x, t, y)``, ``eps_weak_c = weak(x, t, y)`` and ``eps_uncond = model(x, t, ∅)``.
     ``s = 1`` is pure autoguidance (``eps_weak_c + a · (eps_c − eps_weak_c)``); ``a = 1`` is plain
-    classifier-free guidance. The weak branch sees the class too, so it pushes away from the weak
+    classifier-free guidance (its rescale φ applies as usual). The weak branch sees the class too, so it pushes away from the weak
     model's errors (malformed, blurry digits) rather than from the unconditional distribution, which
     is what costs classifier-free guidance its variety.
     """
 
     def __init__(
-        self, model: ConditionalUNet, weak: ConditionalUNet, labels: torch.Tensor, scale: float, cfg: float = 1.0
+        self,
+        model: ConditionalUNet,
+        weak: ConditionalUNet,
+        labels: torch.Tensor,
+        scale: float,
+        cfg: float = 1.0,
+        rescale: float = 0.0,
+        schedule: Optional[NoiseSchedule] = None,
     ):
-        self.model, self.weak, self.labels, self.scale, self.cfg = model, weak, labels, scale, cfg
+        self.weak, self.labels, self.scale = weak, labels, scale
+        self.guidance = ClassifierFreeGuidance(model, labels, cfg, rescale, schedule)  # s and φ as usual
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if self.cfg == 1.0:
-            eps = self.model(x_t, t, self.labels)
-        else:
-            eps = ClassifierFreeGuidance(self.model, self.labels, self.cfg)(x_t, t)
+        eps, eps_c = self.guidance.guided_and_conditional(x_t, t)  # one batched forward for both
         if self.scale == 1.0:
             return eps
-        eps_c = eps if self.cfg == 1.0 else self.model(x_t, t, self.labels)
         return eps + (self.scale - 1.0) * (eps_c - self.weak(x_t, t, self.labels))
 
 
@@ -182,7 +191,7 @@ def generate(
         elif weak is None:
             raise UserError("autoguidance needs the weak model (--weak CHECKPOINT)")
         else:
-            eps_fn = AutoGuidance(model, weak, y, config.autoguidance, config.guidance)
+            eps_fn = AutoGuidance(model, weak, y, config.autoguidance, config.guidance, config.rescale, schedule)
         out.append(sampler.sample(eps_fn, x_T.to(device), generator=generator, callback=callback).cpu())
     return finite_or_error(torch.cat(out), "the P1 model")
 
