@@ -239,8 +239,9 @@ def self_training_loss(
     record: dict,
 ) -> torch.Tensor:
     """Pseudo-label cross-entropy of the student on perturbed views of ``x_target`` plus the
-    weighted class-balance loss (and, with ``--entropy``, the mean prediction entropy). The labels are ``pseudo`` (centroid labels of these images) or,
-    when it is None, the teacher's labels above ``args.confidence`` (logs the fraction kept)."""
+    weighted class-balance loss (and, with ``--entropy``, the mean prediction entropy). The labels
+    are ``pseudo`` (centroid labels of these images) or, when it is None, the teacher's labels above
+    ``args.confidence`` (logs the fraction kept)."""
     logits = parts.model(target_view(x_target, gen, args.stroke_aug))[0]
     if pseudo is None:
         labels, mask = confident_labels(parts.teacher, x_target, args.confidence)
@@ -269,23 +270,19 @@ def shipped_model(parts: Parts, data: Data) -> DigitClassifier:
     return adapt_batchnorm(parts.teacher, data.target_x[:ADAPT_BN_IMAGES])
 
 
-def refresh_pseudo_labels(parts: Parts, data: Data) -> torch.Tensor:
-    """Centroid labels (N_target,) of every target train image from the shipped model's features."""
-    probs, features = target_predictions(shipped_model(parts, data), data.target_x)
-    return centroid_labels(features, probs)
-
-
-def evaluate(parts: Parts, data: Data) -> tuple[dict, DigitClassifier]:
+def evaluate(parts: Parts, data: Data) -> tuple[dict, DigitClassifier, tuple[torch.Tensor, torch.Tensor]]:
     """Scores of the network that would ship: target-val accuracy (what selects ``best.pt``), and,
-    never used to select, target-train accuracy (second check) and the label-free information score."""
+    never used to select, target-train accuracy (second check) and the label-free information score.
+    Also returns that network and its target-train (probabilities, features), which the centroid
+    labels of the same step reuse."""
     scored = shipped_model(parts, data)
-    probs, _ = target_predictions(scored, data.target_x)
+    probs, features = target_predictions(scored, data.target_x)
     scores = {
         "val_accuracy": accuracy(scored, data.val_x, data.val_y),
         "target_train_accuracy": round((probs.argmax(1) == data.target_y).float().mean().item(), 5),
         "information_score": round(information_score(probs), 5),
     }
-    return scores, scored
+    return scores, scored, (probs, features)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -303,6 +300,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     pseudo = resumed.get("pseudo_labels") if resumed else None
     centroids = args.method == "dann-plus" and args.pseudo_labels == "centroid"
     self_train_step = math.ceil(args.self_train_from * args.steps)
+    evaluated = None  # (step, target probabilities, features) of the shipped network at the last evaluation
     if resumed:
         print(f"resumed from {out_dir / 'last.pt'} at step {step}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -315,15 +313,18 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             centroids
             and step >= self_train_step
             and (pseudo is None or (step - self_train_step) % args.relabel_every == 0)
-        ):
-            pseudo = refresh_pseudo_labels(parts, data)
+        ):  # centroid labels from the shipped network's features, computed once per step
+            fresh = evaluated is not None and evaluated[0] == step
+            probs, features = evaluated[1:] if fresh else target_predictions(shipped_model(parts, data), data.target_x)
+            pseudo = centroid_labels(features, probs)
         record = training_step(parts, data, args, step, device, pseudo)
         step += 1
         record["elapsed_s"] = round(time.time() - started, 1)
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.3f}", best=f"{best:.4f}")
         if step % args.eval_every == 0 or step == args.steps:
-            scores, scored = evaluate(parts, data)
+            scores, scored, predictions = evaluate(parts, data)
+            evaluated = (step, *predictions)
             record.update(scores)
             acc = scores["val_accuracy"]
             if acc > best:
