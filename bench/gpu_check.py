@@ -38,12 +38,14 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # golden_unet: the test weights
+
+from golden_unet import tame_unet  # noqa: E402
 
 from p1 import generate as p1_generate  # noqa: E402
 from p1 import train as p1_train  # noqa: E402
 from p1.classifier import load_lenet, per_digit_accuracy, predict  # noqa: E402
 from p2 import sample as p2_sample  # noqa: E402
-from p2.unet import UNet, golden_init_  # noqa: E402
 from p3 import predict as p3_predict  # noqa: E402
 from p3 import train as p3_train  # noqa: E402
 from p3.table import DATA_FOLDERS  # noqa: E402
@@ -96,12 +98,8 @@ def read_labels(path: Path) -> dict[str, str]:
 
 
 def tame_face_unet(path: Path, seed: int = 0) -> None:
-    """A random-weight face UNet whose ε depends on x gently (see tests/test_p2.py), saved as a state_dict."""
-    torch.manual_seed(seed)
-    unet = golden_init_(UNet())
-    with torch.no_grad():
-        unet.down1.weight.mul_(0.02)
-    torch.save(unet.state_dict(), path)
+    """A random-weight face UNet whose ε depends on x gently (tests/golden_unet.py), saved as a state_dict."""
+    torch.save(tame_unet().state_dict(), path)
 
 
 def save_noises(folder: Path, n: int, size: int, seed: int) -> None:

@@ -17,10 +17,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # golden_unet: the test weights
+
+from golden_unet import golden_unet
 
 from hw2lib.cli import pick_device
 from p2.sample import course_sampler
-from p2.unet import UNet, golden_init_
 
 
 def main() -> None:
@@ -32,7 +34,7 @@ def main() -> None:
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, …")
     args = p.parse_args()
     device = pick_device(args.device)
-    unet = golden_init_(UNet()).to(device).eval()
+    unet = golden_unet().to(device)
     sampler = course_sampler()
     x = torch.randn(args.noises, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)).to(device)
     steps = list(zip(sampler.timesteps(), sampler.prev_timesteps()))[: args.measure_steps]

@@ -1,33 +1,51 @@
 #!/usr/bin/env bash
-# Train every row of the P3 accuracy table for both targets with the recipes of the shipped checkpoints
-# (README "Training"). Copy each RUNS_DIR/<target>_<method>/best.pt to p3/checkpoints/<target>_<method>.pt
-# and run `bash hw2_download.sh --rehash` to ship a retrained set.
-# Usage: bash bench/p3_train_all.sh DIGITS_DIR RUNS_DIR   (DIGITS_DIR holds mnistm/ usps/ svhn_real/ svhn/)
-#   svhn/ is the synthetic house-number stand-in: SVHN's dann-plus uses it as a second labelled source.
+# Retrain every row of the P3 accuracy table from nothing, for one target or both.
+# Usage: bash bench/p3_train_all.sh DIGITS_DIR RUNS_DIR [usps|svhn]
+#   DIGITS_DIR holds mnistm/ usps/ svhn_real/ and svhn/ (the synthetic house-number stand-in, a second
+#   labelled source for SVHN's DANN+). The two targets are independent: run them side by side with
+#   OMP_NUM_THREADS=1 each on a 2-core machine.
+# Every run logs RUNS_DIR/<name>/metrics.jsonl and keeps RUNS_DIR/<name>/best.pt (best target val).
+# Ship with: bash bench/p3_ship.sh RUNS_DIR (copies what the protocol picks, rehashes the manifest).
 set -euo pipefail
-if [ "$#" -ne 2 ]; then echo "usage: bash bench/p3_train_all.sh DIGITS_DIR RUNS_DIR" >&2; exit 2; fi
+if [ "$#" -lt 2 ] || [ "$#" -gt 3 ]; then echo "usage: bash bench/p3_train_all.sh DIGITS_DIR RUNS_DIR [usps|svhn]" >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-D="$1"; R="$2"
-train() {  # name target-folder method steps [extra flags…]
-  local name="$1" target="$2" method="$3" steps="$4"; shift 4
-  PYTHONPATH="$HERE" python3 -m p3.train --method "$method" --source "$D/mnistm" --target "$D/$target" \
-    --out-dir "$R/$name" --steps "$steps" "$@"
+D="$1"; R="$2"; WHICH="${3:-both}"
+py() { PYTHONPATH="$HERE" python3 -m "$@"; }
+
+usps() {
+  # DANN+ = DANN (grayscale, per-image standardised input, per-domain BN, geometric and polarity
+  # augmentation of the source), then SHOT's refinement on USPS alone; three seeds, best val ships
+  for seed in 0 1 2; do
+    py p3.train --source "$D/mnistm" --target "$D/usps" --out-dir "$R/usps_dann-plus-phase1_s$seed" \
+      --steps 500 --normalize image --per-domain-bn --augment 0 --eval-every 100 --seed "$seed"
+    py p3.refine --init-from "$R/usps_dann-plus-phase1_s$seed/best.pt" --target "$D/usps" \
+      --out-dir "$R/usps_dann-plus_s$seed" --steps 2000 --eval-every 100 --seed "$seed"
+  done
+  py p3.train --source "$D/mnistm" --target "$D/usps" --out-dir "$R/usps_dann" --steps 4000 --width 64
+  py p3.train --source "$D/mnistm" --target "$D/usps" --out-dir "$R/usps_source-only" --steps 1000 --width 64 \
+    --normalize image --domain-weight 0
+  py p3.train --source "$D/usps" --target "$D/usps" --out-dir "$R/usps_target-only" --steps 1000 --width 64 \
+    --normalize image --domain-weight 0
 }
-# USPS DANN+: one run, DANN then the target-only SHOT refinement (p3.train's dann-plus defaults); the
-# shipped seed is the best of 3 on val (bench/p3_usps_study.sh runs the seeds and the ablation)
-train usps_dann-plus usps dann-plus 2500 --eval-every 100 --seed 1
-# SVHN DANN+: the first phase as an earlier session trained it (both sources, the teacher's confident
-# labels with the source kept on), then the same refinement as USPS, started from its best checkpoint
-train svhn_dann-plus-phase1 svhn_real dann-plus 4000 --width 64 --source "$D/mnistm" "$D/svhn" \
-  --pseudo-labels teacher --source-weight 1 --balance 0 --entropy 0 --pseudo-weight 1 \
-  --self-train-from 0.3 --stroke-aug 0.5
-train svhn_dann-plus svhn_real dann-plus 600 --width 64 --init-from "$R/svhn_dann-plus-phase1/best.pt" \
-  --self-train-from 0 --lr 0.003 --eval-every 100
-train usps_dann usps dann 5000 --width 64
-train svhn_dann svhn_real dann 3000 --width 64
-train usps_source-only usps source-only 1000 --width 64
-train svhn_source-only svhn_real source-only 1000 --width 64
-train usps_target-only usps target-only 1000 --width 64
-train svhn_target-only svhn_real target-only 1000 --width 64
-# the MNIST-M classifier behind P1's optional candidate selection (p1/checkpoints/selector_mnistm.pt)
-train mnistm_selector mnistm target-only 1500
+
+svhn() {
+  # DANN+ = DANN from MNIST-M and the house-number stand-in pooled (stroke and blur augmentation too),
+  # then SHOT's refinement on real SVHN alone
+  py p3.train --source "$D/mnistm" "$D/svhn" --target "$D/svhn_real" --out-dir "$R/svhn_dann-plus-phase1" \
+    --steps 3000 --width 64 --normalize image --per-domain-bn --augment 0.5
+  py p3.refine --init-from "$R/svhn_dann-plus-phase1/best.pt" --target "$D/svhn_real" --out-dir "$R/svhn_dann-plus" \
+    --steps 1000 --lr 0.003 --eval-every 100
+  py p3.train --source "$D/mnistm" --target "$D/svhn_real" --out-dir "$R/svhn_dann" --steps 3000 --width 64 \
+    --normalize image
+  py p3.train --source "$D/mnistm" --target "$D/svhn_real" --out-dir "$R/svhn_source-only" --steps 1000 --width 64 \
+    --normalize image --domain-weight 0
+  py p3.train --source "$D/svhn_real" --target "$D/svhn_real" --out-dir "$R/svhn_target-only" --steps 1000 \
+    --width 64 --normalize image --domain-weight 0
+}
+
+case "$WHICH" in
+  usps) usps ;;
+  svhn) svhn ;;
+  both) usps; svhn ;;
+  *) echo "error: the third argument is usps or svhn, not '$WHICH'" >&2; exit 2 ;;
+esac

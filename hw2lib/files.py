@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 from .cli import UserError, signals_held
+from .locks import STAGING_PREFIX, busy_error, open_locked_temp, remove_dead_staging, try_lock
 
 
 def list_files(folder: str | os.PathLike, suffixes: Iterable[str], what: str) -> list[Path]:
@@ -67,9 +68,6 @@ def check_output_dir(out_dir: str | os.PathLike, names: Iterable[str] = ()) -> P
     return out_dir
 
 
-STAGING_PREFIX = ".hw2-staging-"  # hidden folder inside OUT_DIR that holds the outputs until they all exist
-
-
 class OutputFolder:
     """An output folder made ready *before* the work that fills it, then filled all-or-nothing.
 
@@ -84,6 +82,10 @@ class OutputFolder:
     moved is taken back and what was replaced is restored, with signals held off meanwhile. Used as
     a context manager: the staging folder is always removed, and folders this run created are
     removed again unless the outputs were committed. Other files in ``out_dir`` are never touched.
+
+    For its whole life it holds the folder's lock (``hw2lib/locks.py``): a second run into the same
+    folder stops at once with an error naming this one, and the staging folders that killed runs
+    left behind (no live run can own them while the lock is ours) are removed before sampling.
     """
 
     def __init__(self, out_dir: str | os.PathLike, names: Iterable[str]):
@@ -91,14 +93,22 @@ class OutputFolder:
         self.names = list(names)
         self.created: list[Path] = []
         self.committed = False
+        self.lock_fd = -1
         try:
             missing = [p for p in (self.path, *self.path.parents) if not p.exists()]
             for folder in reversed(missing):
-                folder.mkdir()
-                self.created.append(folder)
+                with contextlib.suppress(FileExistsError):  # a concurrent run made it: not ours to remove
+                    folder.mkdir()
+                    self.created.append(folder)
+            self.lock_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+            if not try_lock(self.lock_fd):
+                raise busy_error(self.path, self.lock_fd, "outputs into this folder")
+            remove_dead_staging(self.path)
             self.staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.path))
-        except OSError as err:
-            self._remove_created()
+        except (OSError, UserError) as err:
+            self._release()
+            if isinstance(err, UserError):
+                raise
             raise UserError(f"{err.filename or self.path}: cannot write the outputs here ({err.strerror})") from None
 
     def __enter__(self) -> OutputFolder:
@@ -107,8 +117,15 @@ class OutputFolder:
     def __exit__(self, *exc) -> None:
         with signals_held():
             shutil.rmtree(self.staging, ignore_errors=True)
-            if not self.committed:
-                self._remove_created()
+            self._release()
+
+    def _release(self) -> None:
+        """Remove the folders this run made (unless committed), then drop the folder's lock."""
+        if not self.committed:
+            self._remove_created()
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
+            self.lock_fd = -1
 
     def _remove_created(self) -> None:
         for folder in reversed(self.created):  # deepest first; only if still empty
@@ -192,18 +209,18 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     succeeds it replaces that file in one ``os.replace``, with the old file's permission bits or, for
     a new file, what ``open()`` would give (the umask respected). The temporary file, and any folder
     made for it, is removed however the block fails (error, Ctrl-C, SIGTERM under
-    :func:`hw2lib.cli.run_main`), so ``path`` is either the old file or the complete new one."""
+    :func:`hw2lib.cli.run_main`), so ``path`` is either the old file or the complete new one. The
+    temporary file is locked for the block's life (``hw2lib/locks.py``): a second run writing ``path``
+    meanwhile stops at once, and the temporaries that killed runs left beside it are removed first."""
     path = output_file(path)
     created: list[Path] = []
     done = False
-    tmp = None
+    tmp, fd = None, -1
     try:
         for folder in reversed([p for p in (path.parent, *path.parent.parents) if not p.exists()]):
             folder.mkdir()
             created.insert(0, folder)
-        fd, name = tempfile.mkstemp(prefix=".hw2-", suffix=".part", dir=path.parent)  # short: long names fit
-        os.close(fd)
-        tmp = Path(name)
+        tmp, fd = open_locked_temp(path)  # one run per output; dead runs' temporaries removed
         yield tmp
         mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else new_file_mode()
         os.chmod(tmp, mode)
@@ -211,8 +228,10 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
         done = True
     finally:
         with signals_held():
-            if tmp is not None:
+            if tmp is not None and not done:
                 tmp.unlink(missing_ok=True)
+            if fd >= 0:
+                os.close(fd)  # releases the lock
             if not done:
                 for folder in created:  # deepest first
                     with contextlib.suppress(OSError):
@@ -228,7 +247,12 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> None:
     """
     try:
         with replacing(path) as tmp:
-            with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
-                handle.write(text)
+            write_text(tmp, text)
     except OSError as err:
         raise UserError(f"{err.filename or path}: cannot write here ({err.strerror})") from None
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` as UTF-8, with lone surrogates back to their bytes (see :func:`write_text_atomically`)."""
+    with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        handle.write(text)

@@ -1,7 +1,9 @@
-"""What both trainers share: the EMA update, resuming from ``last.pt`` and starting from another run's weights."""
+"""What both trainers share: the EMA update, saving and resuming ``last.pt``, the metrics log, and
+starting from another run's weights."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -9,7 +11,7 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import nn
 
-from .checkpoints import drop_log_after, load_checkpoint, load_weights
+from .checkpoints import drop_log_after, load_checkpoint, load_weights, save_checkpoint
 from .cli import UserError
 
 
@@ -50,3 +52,15 @@ def init_from(model: nn.Module, path: str | os.PathLike, config: dict) -> dict:
         raise UserError(f"{path}: holds a model of another configuration ({ckpt['config']} vs {config})")
     load_weights(model, ckpt["model"], str(path))
     return ckpt
+
+
+def append_metrics(out_dir: str | os.PathLike, record: Mapping[str, Any]) -> None:
+    """Append one JSON line to ``<out_dir>/metrics.jsonl`` (the log every table is re-derived from)."""
+    with open(Path(out_dir) / "metrics.jsonl", "a") as log:
+        log.write(json.dumps(dict(record)) + "\n")
+
+
+def save_training_state(out_dir: str | os.PathLike, parts: Mapping[str, Any], **extra: Any) -> None:
+    """Write ``<out_dir>/last.pt``: every part's state_dict under its name, plus ``extra`` (config, step, …)."""
+    state = {name: part.state_dict() for name, part in parts.items()}
+    save_checkpoint(state | extra, Path(out_dir) / "last.pt")

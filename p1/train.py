@@ -5,8 +5,12 @@
 
 Resumes from ``<out-dir>/last.pt`` when it exists. Every ``--save-every`` steps it writes
 ``last.pt`` (full training state) and ``model.pt`` (EMA weights in fp16 + config: what
-``hw2_1.sh`` loads). With ``--classifier`` it also samples digits every ``--eval-every`` steps,
-scores them with the grader's LeNet and keeps the best EMA as ``best.pt``.
+``hw2_1.sh`` loads). With ``--classifier`` and ``--real`` it also draws digits every ``--eval-every``
+steps, with the model alone and with the shipped guidance, logs the grader's LeNet accuracy and our
+Fréchet distance for both, and keeps the best EMA by both as ``best.pt`` (``p1/monitor.py``).
+
+The loss is ε-MSE with min-SNR-γ weighting (``p1/losses.py``); ``--bf16`` runs forward and loss
+under bf16 autocast (fp32 weights and optimiser), which pays on CPUs with AMX; sampling is fp32.
 """
 
 from __future__ import annotations
@@ -23,20 +27,20 @@ from typing import Optional, Sequence
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from hw2lib.checkpoints import half_state_dict, save_checkpoint
 from hw2lib.cli import UserError, pick_device, run_main, seed_everything
 from hw2lib.digits import load_split
-from hw2lib.images import signed_to_uint8, uint8_to_signed
+from hw2lib.images import uint8_to_signed
 from hw2lib.schedule import NoiseSchedule
-from hw2lib.training import ema_update, init_from, resume_training
+from hw2lib.training import append_metrics, ema_update, init_from, resume_training, save_training_state
 
-from .classifier import load_lenet, predict
+from .losses import diffusion_loss
 from .model import ConditionalUNet, UNetConfig
-from .sampling import SamplingConfig, generate, initial_noise
+from .monitor import Monitor
+from .sampling import SamplingConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,17 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     p.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay (ramped up from 0 early on)")
     p.add_argument("--p-uncond", type=float, default=0.1, help="probability of dropping the label (CFG training)")
+    p.add_argument(
+        "--min-snr-gamma", type=float, default=5.0, help="min-SNR-γ loss weighting (p1/losses.py); 0 = the simple loss"
+    )
+    p.add_argument(
+        "--bf16", action="store_true", help="bf16 autocast for forward and loss (fp32 weights; pays on CPUs with AMX)"
+    )
     p.add_argument("--channels", type=int, nargs="+", default=list(d.channels), help="UNet width per level")
     p.add_argument("--blocks-per-level", type=int, default=d.blocks_per_level, help="residual blocks per level")
     p.add_argument("--seed", type=int, default=0, help="seed for init, data order and noise")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1, …")
     p.add_argument("--save-every", type=int, default=250, help="write last.pt and model.pt every N steps")
     p.add_argument("--log-every", type=int, default=50, help="append a metrics line every N steps")
-    p.add_argument("--classifier", help="the grader's LeNet (Classifier.pth): select checkpoints by accuracy")
+    p.add_argument("--classifier", help="the grader's LeNet (Classifier.pth); with --real: evaluate and keep best.pt")
+    p.add_argument("--real", help="MNIST-M folder whose val split the evaluation's Fréchet distance compares with")
     p.add_argument("--eval-every", type=int, default=1000, help="with --classifier: evaluate every N steps")
-    p.add_argument("--eval-per-class", type=int, default=20, help="with --classifier: digits drawn per class")
-    p.add_argument("--eval-steps", type=int, default=SamplingConfig.steps, help="with --classifier: DDIM steps")
-    p.add_argument("--eval-guidance", type=float, default=SamplingConfig.guidance, help="with --classifier: CFG scale")
+    p.add_argument("--eval-per-class", type=int, default=50, help="with --classifier: digits drawn per class")
     p.add_argument(
         "--stop-after", type=int, help="stop this run after N steps (resume later; the LR schedule still spans --steps)"
     )
@@ -91,42 +100,12 @@ def batch_indices(step: int, n: int, batch_size: int, rank: int, world: int, see
     return perm[rank::world][i * batch_size : (i + 1) * batch_size]
 
 
-def training_loss(
-    model,
-    schedule: NoiseSchedule,
-    x0: torch.Tensor,
-    y: torch.Tensor,
-    p_uncond: float,
-    gen: torch.Generator,
-    null_label: int,
-) -> torch.Tensor:
-    """The simple ε-MSE of DDPM (eq. 14) with labels dropped to ``null_label`` with prob. ``p_uncond``."""
-    n = x0.shape[0]
-    t = torch.randint(0, schedule.num_timesteps, (n,), generator=gen)
-    eps = torch.randn(x0.shape, generator=gen)
-    drop = torch.rand(n, generator=gen) < p_uncond
-    device = x0.device  # the random draws come from a CPU generator; everything meets on x0's device
-    t, eps, drop = t.to(device), eps.to(device), drop.to(device)
-    y = torch.where(drop, torch.full_like(y, null_label), y)
-    x_t = schedule.q_sample(x0, t, eps)
-    return F.mse_loss(model(x_t, t, y), eps)
-
-
-def evaluate(ema: ConditionalUNet, schedule: NoiseSchedule, classifier, args) -> float:
-    labels = torch.arange(10).repeat_interleave(args.eval_per_class)
-    config = SamplingConfig(steps=args.eval_steps, guidance=args.eval_guidance)
-    images = signed_to_uint8(generate(ema, schedule, labels, initial_noise(len(labels), seed=1234), config)).permute(
-        0, 3, 1, 2
-    )
-    return (predict(classifier, images) == labels).float().mean().item()
-
-
-def evaluate_and_keep_best(ema, schedule, classifier, args, step: int, best: float) -> tuple[float, float]:
-    """Score the EMA; when it beats ``best``, save it as ``best.pt``. Returns (accuracy, new best)."""
-    acc = evaluate(ema, schedule, classifier, args)
-    if acc > best:
-        save_checkpoint(inference_checkpoint(ema, schedule, step, eval_accuracy=acc), Path(args.out_dir) / "best.pt")
-    return acc, max(acc, best)
+def evaluate_and_keep_best(ema, schedule, monitor: Monitor, out_dir: Path, step: int, best: float):
+    """Score the EMA (:class:`Monitor`); when it beats ``best``, save it as ``best.pt``. Returns (record, new best)."""
+    score, record = monitor.evaluate(ema, schedule)
+    if score > best:
+        save_checkpoint(inference_checkpoint(ema, schedule, step, **record), out_dir / "best.pt")
+    return record, max(score, best)
 
 
 def inference_checkpoint(ema: ConditionalUNet, schedule: NoiseSchedule, step: int, **extra) -> dict:
@@ -203,13 +182,22 @@ def training_step(net, parts: Parts, schedule: NoiseSchedule, images, labels, st
     gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step * 101 + proc.rank)
     for group in parts.optimizer.param_groups:
         group["lr"] = lr_at(step, args)
-    loss = training_loss(net, schedule, x0, labels[idx].to(proc.device), args.p_uncond, gen, parts.model.null_label)
+    y, gamma = labels[idx].to(proc.device), args.min_snr_gamma or None
+    with torch.autocast(proc.device.type, dtype=torch.bfloat16, enabled=args.bf16):
+        loss = diffusion_loss(net, schedule, x0, y, args.p_uncond, gen, parts.model.null_label, gamma)
     parts.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(parts.model.parameters(), args.grad_clip)
     parts.optimizer.step()
     ema_update(parts.ema, parts.model, min(args.ema_decay, (1 + step) / (10 + step)))
     return loss.item()
+
+
+def build_monitor(args: argparse.Namespace) -> Optional[Monitor]:
+    """The periodic evaluation (``--classifier`` with ``--real``), or None without them."""
+    if bool(args.classifier) != bool(args.real):
+        raise UserError("--classifier and --real go together (the evaluation scores accuracy and Fréchet distance)")
+    return Monitor(args.classifier, args.real, SamplingConfig(), args.eval_per_class) if args.classifier else None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -225,9 +213,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     schedule, parts = NoiseSchedule(), build(args, proc.device)
     config = parts.model.config.to_dict()
     resumed = resume_training(out_dir, parts.named(), config, log=proc.is_main)
-    step, best = (resumed["step"], resumed.get("best", -1.0)) if resumed else (0, -1.0)
+    step, best = (resumed["step"], resumed.get("best", -1e9)) if resumed else (0, -1e9)
     net = DistributedDataParallel(parts.model) if proc.distributed else parts.model
-    classifier = load_lenet(args.classifier) if args.classifier and proc.is_main else None
+    monitor = build_monitor(args) if proc.is_main else None
     if proc.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
@@ -255,19 +243,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 "lr": lr_at(step - 1, args),
                 "elapsed_s": round(time.time() - started, 1),
             }
-        if classifier is not None and (step % args.eval_every == 0 or step == args.steps):
-            acc, best = evaluate_and_keep_best(parts.ema, schedule, classifier, args, step, best)
-            record.update(step=step, eval_accuracy=acc)
-            bar.write(f"step {step}: accuracy {acc:.4f} (best {best:.4f})")
+        if monitor is not None and (step % args.eval_every == 0 or step == args.steps):
+            evaluation, best = evaluate_and_keep_best(parts.ema, schedule, monitor, out_dir, step, best)
+            record.update(step=step, **evaluation)
+            bar.write(f"step {step}: {evaluation} (best score {best:.4f})")
         if record:
-            with open(out_dir / "metrics.jsonl", "a") as log:
-                log.write(json.dumps(record) + "\n")
+            append_metrics(out_dir, record)
         if step % args.save_every == 0 or step == last_step:
-            state = {name: part.state_dict() for name, part in parts.named().items()}
-            save_checkpoint(
-                state | {"config": config, "schedule": schedule.config(), "step": step, "best": best},
-                out_dir / "last.pt",
-            )
+            save_training_state(out_dir, parts.named(), config=config, schedule=schedule.config(), step=step, best=best)
             save_checkpoint(inference_checkpoint(parts.ema, schedule, step), out_dir / "model.pt")
     bar.close()
     if proc.distributed:

@@ -9,7 +9,6 @@ indices. Module names follow the course's ``UNet.pt`` exactly (``down1…down18`
 from __future__ import annotations
 
 import math
-import zlib
 
 import torch
 import torch.nn.functional as F
@@ -174,25 +173,3 @@ class UNet(nn.Module):
             layer = getattr(self, name)
             x = layer(torch.cat([x, skips.pop()], dim=1), temb) if kind == "res" else layer(x)
         return self.out(x)
-
-
-def golden_init_(model: UNet) -> UNet:
-    """Fill every state_dict entry but ``inv_freq`` deterministically (the golden forward pass's rule).
-
-    Each entry is ``torch.randn(shape)`` from ``Generator().manual_seed(crc32(key))``, then scaled:
-    ndim ≥ 2 → ÷ √(prod(shape[1:])); 1-D ``*weight`` → 1 + 0.1·r; other 1-D → 0.1·r. Used by the
-    tests and benchmarks, since the course's weights are not public.
-    """
-    state = model.state_dict()
-    for key, value in state.items():
-        if key.endswith("inv_freq"):
-            continue
-        r = torch.randn(value.shape, generator=torch.Generator().manual_seed(zlib.crc32(key.encode())))
-        if value.dim() >= 2:
-            r = r / math.sqrt(math.prod(value.shape[1:]))
-        elif key.endswith("weight"):
-            r = 1 + 0.1 * r
-        else:
-            r = 0.1 * r
-        value.copy_(r)
-    return model

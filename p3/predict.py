@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 from hw2lib.cli import exact_float32, pick_device, run_main
 from hw2lib.digit_cnn import label_images, load_digit_classifier
 from hw2lib.digits import read_images
-from hw2lib.files import check_writable_file, require_path, write_text_atomically
+from hw2lib.files import check_writable_file, replacing, require_path, write_text
 from hw2lib.images import list_images
 
 from .table import detect_domain, shipped_checkpoint
@@ -64,12 +64,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     require_path(args.test_dir, "the test folder")
     domain = detect_domain(args.test_dir)
     exact_float32()
-    check_writable_file(args.out_csv, "the output CSV")
-    files = list_images(args.test_dir)
-    device = pick_device(args.device)
-    model = load_digit_classifier(args.checkpoint or shipped_checkpoint(domain), device)
-    labels = label_images(model, read_images(files), args.adapt_min)
-    write_text_atomically(args.out_csv, csv_text([f.name for f in files], labels))
+    out_csv = check_writable_file(args.out_csv, "the output CSV")
+    with replacing(out_csv) as tmp:  # this run's lock on OUT_CSV, taken before any work (hw2lib/locks.py)
+        files = list_images(args.test_dir)
+        device = pick_device(args.device)
+        model = load_digit_classifier(args.checkpoint or shipped_checkpoint(domain), device)
+        labels = label_images(model, read_images(files), args.adapt_min)
+        write_text(tmp, csv_text([f.name for f in files], labels))
     print(f"{domain}: wrote {len(files)} predictions to {args.out_csv}")
     print(f"device: {device}", file=sys.stderr)
 

@@ -79,11 +79,9 @@ def test_hw2_1_writes_the_grader_files(grader_env, tmp_path):
 
 
 def test_hw2_2_agrees_with_this_torch(grader_env, tmp_path):
-    from p2.unet import UNet, golden_init_
+    from golden_unet import tame_unet
 
-    unet = golden_init_(UNet()).eval()
-    with torch.no_grad():
-        unet.down1.weight.mul_(0.02)  # a gentle denoiser, as in test_p2.py
+    unet = tame_unet()
     torch.save(unet.state_dict(), tmp_path / "UNet.pt")
     (tmp_path / "noise").mkdir()
     torch.save(torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(5)), tmp_path / "noise" / "00.pt")

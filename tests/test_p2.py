@@ -6,31 +6,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from golden_unet import golden_unet
+from golden_unet import tame_unet as make_tame_unet
 from PIL import Image
 
 from conftest import assert_user_error, course_ddim_scheduler, run_script, shared_file
 from hw2lib.checkpoints import check_state_dict
 from hw2lib.cli import UserError
-from p2.unet import UNet, golden_init_
+from p2.unet import UNet
 
 SIZE = 64  # the smallest side the UNet's five down-samplings and 16×16-attention layout allow cheaply
 
 
 @pytest.fixture(scope="module")
 def unet() -> UNet:
-    return golden_init_(UNet()).eval()
+    return golden_unet()
 
 
 @pytest.fixture(scope="module")
 def tame_unet() -> UNet:
-    """Random weights with a weak input layer. With the golden fill alone the network is chaotic
-    as a denoiser: a 1e-9 difference in x grows to O(1) within 50 DDIM steps, so no two correct
-    implementations could agree. Shrinking ``down1`` makes ε depend gently on x, as a trained
-    denoiser's does, and leaves the comparison sensitive to every sampler detail."""
-    model = golden_init_(UNet()).eval()
-    with torch.no_grad():
-        model.down1.weight.mul_(0.02)
-    return model
+    return make_tame_unet()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,123 @@
+"""Refine a trained P3 classifier on the unlabelled target alone, with SHOT's losses.
+
+    python -m p3.refine --init-from runs/p3/usps_dann-plus-phase1/best.pt --target hw2_data/digits/usps \
+        --out-dir runs/p3/usps_dann-plus
+
+The second step of DANN+ (the first is ``python -m p3.train``): no source image is seen again
+(Liang et al. 2020, "Do we really need to access the source data?"). The student learns, on
+perturbed target views (p3/augment.py), three things (p3/pseudo_labels.py):
+
+* pseudo-labels from SHOT's feature centroids over the whole target train split, recomputed every
+  ``--relabel-every`` steps from the network that would ship (weight ``--pseudo-weight``);
+* class balance KL(mean prediction ‖ uniform) (``--balance``), so it cannot collapse onto a class;
+* the mean prediction entropy (``--entropy``): with the balance term, information maximisation.
+
+What is evaluated and shipped is a mean teacher (an EMA of the student, decay 0.99) with BatchNorm
+statistics re-estimated on the target. Resumes from ``<out-dir>/last.pt`` (pseudo-labels included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from hw2lib.cli import pick_device, run_main, seed_everything
+from hw2lib.digit_cnn import DigitClassifier, adapt_batchnorm, load_digit_classifier
+from hw2lib.images import uint8_to_signed
+from hw2lib.training import ema_update
+
+from .augment import target_view
+from .dann import annealed_lr
+from .pseudo_labels import centroid_labels, class_balance_loss, mean_entropy, pseudo_label_loss
+from .train import ADAPT_BN_IMAGES
+from .training import Evaluation, Run, TargetData, add_common_args, load_target, target_predictions
+
+TEACHER_DECAY = 0.99  # EMA decay of the mean teacher
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m p3.refine", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--init-from", required=True, help="the checkpoint to refine (a best.pt of p3.train)")
+    add_common_args(p, steps=2000, lr=0.005)
+    p.add_argument("--pseudo-weight", type=float, default=0.3, help="weight of the centroid pseudo-label loss")
+    p.add_argument("--balance", type=float, default=1.0, help="weight of the class-balance loss")
+    p.add_argument("--entropy", type=float, default=1.0, help="weight of the mean prediction entropy")
+    p.add_argument("--relabel-every", type=int, default=100, help="steps between centroid-label refreshes")
+    return p
+
+
+class Refiner:
+    """The student, its mean teacher, and the current pseudo-labels of every target train image."""
+
+    def __init__(self, args, student: DigitClassifier, target: TargetData, device: torch.device):
+        self.args, self.student, self.target, self.device = args, student, target, device
+        self.teacher = copy.deepcopy(student).requires_grad_(False)
+        self.optimizer = torch.optim.SGD(student.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
+        self.pseudo: Optional[torch.Tensor] = None
+        self.evaluated: Optional[tuple[int, Evaluation]] = None  # the last evaluation, reused for labels
+
+    def parts(self) -> dict:
+        return {"model": self.student, "teacher": self.teacher, "optimizer": self.optimizer}
+
+    def shipped(self) -> DigitClassifier:
+        return adapt_batchnorm(self.teacher, self.target.train_x[:ADAPT_BN_IMAGES])
+
+    def relabel(self, step: int) -> None:
+        """Centroid labels from the shipped network's target features (the evaluation's, at the same step)."""
+        if self.evaluated is not None and self.evaluated[0] == step:
+            probs, features = self.evaluated[1].probs, self.evaluated[1].features
+        else:
+            probs, features = target_predictions(self.shipped(), self.target.train_x)
+        self.pseudo = centroid_labels(features, probs)
+
+    def __call__(self, step: int) -> dict:
+        args = self.args
+        if self.pseudo is None or step % args.relabel_every == 0:
+            self.relabel(step)
+        lr = annealed_lr(step / args.steps, args.lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+        j = torch.randint(len(self.target.train_x), (args.batch_size,), generator=gen)
+        xt = uint8_to_signed(self.target.train_x[j]).to(self.device)
+        logits = self.student.train()(target_view(xt, gen, 0.0))[0]
+        loss = (
+            args.pseudo_weight * pseudo_label_loss(logits, self.pseudo[j].to(self.device))
+            + args.balance * class_balance_loss(logits)
+            + args.entropy * mean_entropy(logits)
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        ema_update(self.teacher, self.student, TEACHER_DECAY)
+        return {"lr": round(lr, 6), "loss": round(loss.item(), 4)}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser().parse_args(argv)
+    seed_everything(args.seed)
+    device = pick_device(args.device)
+    target = load_target(args.target)
+    refiner = Refiner(args, load_digit_classifier(args.init_from, device), target, device)
+    run_config = {"trainer": "p3.refine", "model": refiner.student.config.to_dict()}
+    run = Run(
+        Path(args.out_dir), args, refiner.parts(), run_config, args.target, lambda: {"pseudo_labels": refiner.pseudo}
+    )
+    step, best, resumed = run.resume()
+    if resumed is not None:
+        refiner.pseudo = resumed.get("pseudo_labels")
+
+    def remember(step: int, evaluation: Evaluation) -> None:
+        refiner.evaluated = (step, evaluation)
+
+    run.loop(step, best, refiner, refiner.shipped, remember, data=target)
+
+
+if __name__ == "__main__":
+    run_main(main)
