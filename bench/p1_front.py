@@ -26,8 +26,10 @@ ZOOM_FROM = 0.98  # the right panel: the settings that compete for the default
 
 def label(row: dict) -> str:
     auto = f" a={row['autoguidance']:g}" if row.get("autoguidance", 1) != 1 else ""
-    auto += f" φ={row['rescale']:g}" if row.get("rescale", 0) else ""
+    auto += f" φ={row['rescale']:g}" if row.get("rescale", 0) and row["guidance"] != 1 else ""
     extra = f" ×{row['oversample']:g}" if row.get("oversample", 1) > 1 else ""
+    window = row.get("interval")
+    extra += f" t∈[{window[0]},{window[1]}]" if window and row["guidance"] != 1 else ""
     return f"{row['solver']} {row['steps']} s={row['guidance']:g}{auto}{extra}"
 
 

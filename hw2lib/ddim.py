@@ -101,7 +101,7 @@ class DDIMSampler(TimestepGrid):
         """One DDIM update x_t → x_s (DDIM eq. 12). Returns (x_s, x0_pred)."""
         a_t = torch.tensor(self.alpha_bar(t), dtype=torch.float32).to(x_t.device)
         a_s = torch.tensor(self.alpha_bar(s), dtype=torch.float32).to(x_t.device)
-        x0_pred = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()  # eq. 9
+        x0_pred = self.schedule.predict_x0(x_t, eps, a_t)  # eq. 9, in float32 as the course computes it
         if self.clip_sample:
             x0_pred = x0_pred.clamp(-1.0, 1.0)
         sigma_t = self.eta * ((1 - a_s) / (1 - a_t) * (1 - a_t / a_s)).sqrt()  # eq. 16

@@ -84,6 +84,17 @@ def load_digit_classifier(path: str | os.PathLike, device: torch.device) -> Digi
 
 
 @torch.no_grad()
+def penultimate_features(model: DigitClassifier, images: torch.Tensor, batch_size: int = 512):
+    """(softmax probabilities (N, K), penultimate features (N, D)) on the CPU for uint8 RGB images
+    (N, 3, 28, 28), in eval mode: what the Fréchet distance, the t-SNE plots and SHOT's centroid
+    labels are computed from."""
+    model.eval()
+    k = model.config.num_classes
+    out = map_batches(lambda x: torch.cat(model(x), dim=1), images, batch_size, next(model.parameters()).device)
+    return out[:, :k].softmax(1), out[:, k:]
+
+
+@torch.no_grad()
 def predict_labels(model: DigitClassifier, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Predicted digits (N,) on the CPU for uint8 RGB images (N, 3, 28, 28), in eval mode."""
     model.eval()

@@ -32,7 +32,7 @@ class DPMSolverPP2M(TimestepGrid):
         """One DPM-Solver++(2M) step; ``memory`` holds the previous step's x0 and h. Draws no noise."""
         alpha_t, sigma_t = math.sqrt(self.alpha_bar(t)), math.sqrt(1.0 - self.alpha_bar(t))
         alpha_s, sigma_s = math.sqrt(self.alpha_bar(s)), math.sqrt(1.0 - self.alpha_bar(s))
-        x0 = (x_t - sigma_t * eps) / alpha_t
+        x0 = self.schedule.predict_x0(x_t, eps, self.alpha_bar(t))
         if self.clip_sample:
             x0 = x0.clamp(-1.0, 1.0)
         x0_prev, h_prev = memory.get("x0"), memory.get("h")

@@ -6,6 +6,7 @@ Timesteps are integer indices ``t`` in ``[0, num_timesteps)``; ``alphas_cumprod[
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -44,6 +45,19 @@ class NoiseSchedule:
         """Forward process (DDPM eq. 4): x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·eps, for x0 in [−1, 1], t of shape (B,)."""
         a = self.alpha_bar(t).view(-1, *([1] * (x0.dim() - 1)))
         return a.sqrt() * x0 + (1.0 - a).sqrt() * eps
+
+    @staticmethod
+    def predict_x0(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar) -> torch.Tensor:
+        """x0 = (x_t − √(1−ᾱ)·ε) / √ᾱ (DDIM eq. 9). ``alpha_bar`` is a Python float (float64 roots)
+        or a tensor broadcastable to ``x_t`` (roots in its dtype: the course's float32 arithmetic)."""
+        if isinstance(alpha_bar, torch.Tensor):
+            return (x_t - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
+        return (x_t - math.sqrt(1.0 - alpha_bar) * eps) / math.sqrt(alpha_bar)
+
+    @staticmethod
+    def predict_eps(x_t: torch.Tensor, x0: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`predict_x0`: ε = (x_t − √ᾱ·x0) / √(1−ᾱ), for a tensor ``alpha_bar``."""
+        return (x_t - alpha_bar.sqrt() * x0) / (1.0 - alpha_bar).sqrt()
 
     def config(self) -> dict:
         return {"num_timesteps": self.num_timesteps, "beta_start": self.beta_start, "beta_end": self.beta_end}

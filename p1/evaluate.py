@@ -1,18 +1,24 @@
-"""Score a folder of generated digits: the grader's LeNet accuracy and, with ``--real``, the
-Fréchet distance to real MNIST-M digits, overall and per digit.
+"""Score generated digits: the grader's LeNet accuracy and, with ``--real``, the Fréchet distance to
+real MNIST-M digits, overall and per digit, beside three real-data references.
 
     python -m p1.evaluate OUT_DIR --classifier ../shared/evaluator/Classifier.pth \
         [--real hw2_data/digits/mnistm] [--grid grid.png]
 
 As the grader does, every file in the folder is read as RGB and labelled by ``int(name[0])``.
 Accuracy alone rewards a generator that draws one perfect digit per class; the Fréchet distance
-(``p1/frechet.py``: features of our own MNIST-M classifier, against MNIST-M val, printed beside the
-floor that real digits of the same count reach) is what shows lost variety.
+(``p1/frechet.py``: features of our own MNIST-M classifier, against half B of MNIST-M val) is what
+shows lost variety. Printed beside it, each with the generated set's count of every digit, drawn
+from half A of MNIST-M val:
+
+* the **floor**: real digits; what a generator that matched MNIST-M would reach;
+* real digits **the LeNet reads correctly**: what a perfectly accurate generator could reach;
+* the real digits **the LeNet is surest of**, per class: what collapse onto typical shapes looks like.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -21,17 +27,62 @@ import torch
 from hw2lib.cli import UserError, run_main
 from hw2lib.digit_cnn import load_digit_classifier
 from hw2lib.digits import load_split, read_images
-from hw2lib.images import save_grid
+from hw2lib.images import map_batches, save_grid
 
-from .classifier import load_lenet, per_digit_accuracy, predict
-from .frechet import FrechetReference, FrechetReport, digit_features
-from .sampling import DEFAULT_SELECTOR
+from .classifier import LeNet, load_lenet, per_digit_accuracy, predict
+from .frechet import FEATURES_CHECKPOINT, FrechetReference, FrechetReport, digit_features
 
 
-def score_folder(
-    folder: str | Path, classifier_path: str | Path
-) -> tuple[float, dict[int, float], torch.Tensor, torch.Tensor]:
-    """(accuracy, per-digit accuracy, images uint8 (N, 3, 28, 28), labels) for every file in ``folder``."""
+@dataclass
+class RealData:
+    """MNIST-M val in our features, split for the Fréchet distance, and how the grader's LeNet reads it."""
+
+    reference: FrechetReference
+    extractor: torch.nn.Module
+    lenet_correct: torch.Tensor  # bool per half-A digit: the LeNet reads it correctly
+    lenet_confidence: torch.Tensor  # the LeNet's probability of each half-A digit's own class
+
+    def references(self, counts: dict[int, int]) -> dict[str, float]:
+        """The three reference distances for a generated set with these counts of each digit."""
+        r = self.reference
+        return {
+            "floor": r.distance(r.real_sample(counts)),
+            "lenet_correct": r.distance(r.real_sample(counts, eligible=self.lenet_correct)),
+            "lenet_surest": r.distance(r.real_sample(counts, rank=self.lenet_confidence)),
+        }
+
+
+def load_real(mnistm_root: str | Path, lenet: LeNet, features_path: str | Path = FEATURES_CHECKPOINT) -> RealData:
+    """MNIST-M val in the features of the classifier at ``features_path`` (on the CPU)."""
+    extractor = load_digit_classifier(features_path, torch.device("cpu"))
+    images, labels = load_split(mnistm_root, "val")
+    reference = FrechetReference(digit_features(extractor, images), labels)
+    with torch.no_grad():
+        probs = map_batches(lambda x: lenet(x).softmax(1), images, 1000)[reference.floor_index]
+    own = reference.floor_labels
+    return RealData(reference, extractor, probs.argmax(1) == own, probs[torch.arange(len(own)), own])
+
+
+@dataclass
+class DigitScores:
+    accuracy: float
+    per_digit: dict[int, float]
+    frechet: Optional[FrechetReport] = None
+    references: Optional[dict[str, float]] = None
+
+
+def score_digits(images: torch.Tensor, labels: torch.Tensor, lenet: LeNet, real: Optional[RealData] = None):
+    """Scores of uint8 digits (N, 3, 28, 28) with their intended ``labels`` (N,)."""
+    preds = predict(lenet, images)
+    scores = DigitScores((preds == labels).float().mean().item(), per_digit_accuracy(preds, labels))
+    if real is not None:
+        scores.frechet = real.reference.score(digit_features(real.extractor, images), labels)
+        scores.references = real.references({int(c): int((labels == c).sum()) for c in labels.unique()})
+    return scores
+
+
+def read_folder(folder: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images uint8 (N, 3, 28, 28) and labels ``int(name[0])`` of every file in ``folder``, as the grader reads it."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such directory (expected a folder of generated digits)")
@@ -41,10 +92,25 @@ def score_folder(
     bad = [p.name for p in files if not p.name[0].isdigit()]
     if bad:
         raise UserError(f"{folder / bad[0]}: file name does not start with its digit")
-    labels = torch.tensor([int(p.name[0]) for p in files])
-    images = read_images(files)
-    preds = predict(load_lenet(classifier_path), images)
-    return (preds == labels).float().mean().item(), per_digit_accuracy(preds, labels), images, labels
+    return read_images(files), torch.tensor([int(p.name[0]) for p in files])
+
+
+def report_lines(scores: DigitScores, n: int) -> list[str]:
+    lines = [
+        f"accuracy {scores.accuracy:.4f} on {n} images",
+        "per digit: " + "  ".join(f"{d}: {a:.3f}" for d, a in sorted(scores.per_digit.items())),
+    ]
+    if scores.frechet is not None:
+        o, refs = scores.frechet.overall, scores.references
+        per = "  ".join(f"{d}: {s.distance:.2f} ({s.floor:.2f})" for d, s in sorted(scores.frechet.per_class.items()))
+        lines += [
+            f"Fréchet distance {o.distance:.3f} (reference: {scores.frechet.reference_size} MNIST-M val digits)",
+            f"  real digits of the same count and mix (the floor): {refs['floor']:.3f}",
+            f"  real digits the grader's LeNet reads correctly:    {refs['lenet_correct']:.3f}",
+            f"  real digits the grader's LeNet is surest of:       {refs['lenet_surest']:.3f}",
+            f"per digit (floor): {per}",
+        ]
+    return lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,41 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--features",
-        default=str(DEFAULT_SELECTOR),
+        default=str(FEATURES_CHECKPOINT),
         help="MNIST-M classifier whose penultimate features the Fréchet distance uses (default: the shipped one)",
     )
     p.add_argument("--grid", help="also save a grid PNG: the first 10 images of each digit, one row per digit")
     return p
 
 
-def real_reference(mnistm_root: str | Path, features_path: str | Path) -> tuple[FrechetReference, torch.nn.Module]:
-    """MNIST-M val in the features of the classifier at ``features_path`` (on the CPU), split in halves."""
-    extractor = load_digit_classifier(features_path, torch.device("cpu"))
-    images, labels = load_split(mnistm_root, "val")
-    return FrechetReference(digit_features(extractor, images), labels), extractor
-
-
-def frechet_lines(report: FrechetReport) -> list[str]:
-    """The report as printed: overall distance and floor, then every digit's."""
-    o = report.overall
-    per = "  ".join(f"{d}: {s.distance:.2f} ({s.floor:.2f})" for d, s in sorted(report.per_class.items()))
-    return [
-        f"Fréchet distance {o.distance:.3f} (floor, real digits of the same count: {o.floor:.3f}; "
-        f"reference: {report.reference_size} MNIST-M val digits)",
-        f"per digit (floor): {per}",
-    ]
-
-
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
-    acc, per_digit, images, labels = score_folder(args.folder, args.classifier)
-    print(f"accuracy {acc:.4f} on {len(labels)} images")
-    print("per digit: " + "  ".join(f"{d}: {a:.3f}" for d, a in sorted(per_digit.items())))
-    if args.real:
-        reference, extractor = real_reference(args.real, args.features)
-        print("\n".join(frechet_lines(reference.score(digit_features(extractor, images), labels))))
+    images, labels = read_folder(args.folder)
+    lenet = load_lenet(args.classifier)
+    real = load_real(args.real, lenet, args.features) if args.real else None
+    print("\n".join(report_lines(score_digits(images, labels, lenet, real), len(labels))))
     if args.grid:
-        rows = [images[labels == d][:10] for d in sorted(per_digit)]
+        rows = [images[labels == d][:10] for d in sorted(labels.unique().tolist())]
         save_grid(torch.cat(rows).permute(0, 2, 3, 1), args.grid, nrow=10)
         print(f"grid: {args.grid}")
 

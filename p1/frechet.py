@@ -5,8 +5,9 @@ FID (Heusel et al. 2017) fits a Gaussian to each set's features and measures
     d² = ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁^½ Σ₂ Σ₁^½)^½)
 
 Inception features mean nothing on 28×28 digits, so the features here are the 256-d penultimate
-layer of the shipped MNIST-M classifier (``p1/checkpoints/selector_mnistm.pt``: the shared digit CNN
-trained on MNIST-M train) — never the grader's LeNet, which would reward exactly what it grades.
+layer of our own MNIST-M classifier (``p1/checkpoints/features_mnistm.pt``: the shared digit CNN
+trained on MNIST-M train, 95.2 % on its val) — never the grader's LeNet, which would reward exactly
+what it grades.
 
 A Fréchet distance has a finite-sample bias that grows as the sets shrink, so a number alone says
 little. Every distance here comes with its **floor**: real MNIST-M val is split in two halves by a
@@ -18,10 +19,14 @@ matched MNIST-M perfectly would score the floor, up to sampling noise.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
 
 import torch
 
-from hw2lib.images import map_batches
+from hw2lib.digit_cnn import penultimate_features
+
+FEATURES_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "features_mnistm.pt"
 
 
 def psd_sqrt(matrix: torch.Tensor) -> torch.Tensor:
@@ -50,11 +55,9 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     return ((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * cross).item()
 
 
-@torch.no_grad()
-def digit_features(classifier: torch.nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Penultimate features (N, D) of a ``(logits, features)`` classifier for uint8 images (N, 3, 28, 28)."""
-    classifier.eval()
-    return map_batches(lambda x: classifier(x)[1], images, batch_size, next(classifier.parameters()).device)
+def digit_features(classifier: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Penultimate features (N, D) of a digit classifier for uint8 images (N, 3, 28, 28)."""
+    return penultimate_features(classifier, images)[1]
 
 
 def stratified_halves(labels: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,32 +90,41 @@ class FrechetReference:
 
     def __init__(self, features: torch.Tensor, labels: torch.Tensor, seed: int = 0):
         self.seed = seed
-        a, b = stratified_halves(labels, seed)
-        self.floor_features, self.floor_labels = features[a], labels[a]
+        self.floor_index, b = stratified_halves(labels, seed)  # floor_index: half A's rows of ``features``
+        self.floor_features, self.floor_labels = features[self.floor_index], labels[self.floor_index]
         self.ref_features, self.ref_labels = features[b], labels[b]
 
-    def _floor_sample(self, counts: dict[int, int]) -> torch.Tensor:
-        """Features of half-A digits with the given count of each class (the first ones of a seeded shuffle)."""
+    def real_sample(
+        self, counts: dict[int, int], eligible: Optional[torch.Tensor] = None, rank: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """Features of half-A digits with the given count of each class: the first ones of a seeded
+        shuffle or, with ``rank`` (one value per half-A digit), the highest-ranked; ``eligible`` (a
+        bool per half-A digit) restricts the choice."""
         gen = torch.Generator().manual_seed(self.seed + 1)
         picks = []
         for c, n in counts.items():
-            idx = (self.floor_labels == c).nonzero().squeeze(1)
+            mask = self.floor_labels == c
+            if eligible is not None:
+                mask &= eligible
+            idx = mask.nonzero().squeeze(1)
             if n > len(idx):
-                raise ValueError(f"class {c}: {n} generated digits but only {len(idx)} real ones for the floor")
-            picks.append(idx[torch.randperm(len(idx), generator=gen)[:n]])
+                raise ValueError(f"class {c}: {n} generated digits but only {len(idx)} real ones to compare with")
+            order = torch.randperm(len(idx), generator=gen) if rank is None else rank[idx].argsort(descending=True)
+            picks.append(idx[order[:n]])
         return self.floor_features[torch.cat(picks)]
+
+    def distance(self, features: torch.Tensor) -> float:
+        """Fréchet distance of ``features`` to half B."""
+        return frechet_distance(features, self.ref_features)
 
     def score(self, features: torch.Tensor, labels: torch.Tensor) -> FrechetReport:
         """Overall and per-class distances of generated ``features`` (N, D) with ``labels`` (N,)."""
         counts = {int(c): int((labels == c).sum()) for c in labels.unique()}
-        overall = FrechetScore(
-            frechet_distance(features, self.ref_features),
-            frechet_distance(self._floor_sample(counts), self.ref_features),
-        )
+        overall = FrechetScore(self.distance(features), self.distance(self.real_sample(counts)))
         per_class = {
             c: FrechetScore(
                 frechet_distance(features[labels == c], self.ref_features[self.ref_labels == c]),
-                frechet_distance(self._floor_sample({c: n}), self.ref_features[self.ref_labels == c]),
+                frechet_distance(self.real_sample({c: n}), self.ref_features[self.ref_labels == c]),
             )
             for c, n in counts.items()
         }

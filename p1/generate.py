@@ -7,9 +7,8 @@ exactly ``0_001.png … 9_100.png`` (28×28 RGB) into OUT_DIR. Files with other 
 OUT_DIR are left alone (a note says so: the grader scores every file there, so give it an empty
 folder); a run that fails or is interrupted leaves OUT_DIR as it was. The output is a pure
 function of the checkpoint, the seed and the sampling settings: the starting noise is drawn on
-the CPU from ``--seed`` and the solver adds no other randomness. ``--oversample k > 1`` draws
-k × 100 candidates per class and keeps the 100 that the ``--selector`` classifier is surest of
-(rejection sampling, off by default; see ``p1.sampling.draw_digits``).
+the CPU from ``--seed`` and the solver adds no other randomness. One run per OUT_DIR at a time: a
+second one stops at once, and what killed runs left there is cleared first (hw2lib/locks.py).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from hw2lib.cli import exact_float32, pick_device, run_main
 from hw2lib.files import OutputFolder, check_output_dir
 from hw2lib.images import encode_png, signed_to_uint8
 
-from .sampling import add_sampling_args, draw_digits, load_model, load_selector, load_weak, sampling_config
+from .sampling import add_sampling_args, draw_digits, load_model, sampling_config
 
 NUM_CLASSES = 10
 
@@ -53,11 +52,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     device = pick_device(args.device)
     model, schedule = load_model(args.checkpoint, device)
     config = sampling_config(args)
-    selector, weak = load_selector(args, device), load_weak(args, device)
-    with OutputFolder(args.out_dir, names) as out:  # made and checked for writing before sampling
-        digits, _, _ = draw_digits(
-            model, schedule, args.per_class, args.seed, config, selector, progress=True, weak=weak
-        )
+    with OutputFolder(args.out_dir, names) as out:  # made, locked and checked for writing before sampling
+        digits, _ = draw_digits(model, schedule, args.per_class, args.seed, config, progress=True)
         files = {name: encode_png(img) for name, img in zip(names, signed_to_uint8(digits))}
         out.commit(files)
     print(f"wrote {len(files)} digits to {args.out_dir} in {time.time() - started:.1f} s")

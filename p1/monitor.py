@@ -21,17 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-
-from hw2lib.digit_cnn import load_digit_classifier
-from hw2lib.digits import load_split
 from hw2lib.images import signed_to_uint8
 from hw2lib.schedule import NoiseSchedule
 
-from .classifier import load_lenet, predict
-from .frechet import FrechetReference, digit_features
+from .classifier import load_lenet
+from .evaluate import load_real, score_digits
 from .model import ConditionalUNet
-from .sampling import DEFAULT_SELECTOR, SamplingConfig, generate, initial_noise
+from .sampling import SamplingConfig, class_labels, generate, initial_noise
 
 EVAL_NOISE_SEED = 1234  # the evaluation's digits start from the same noise at every step
 
@@ -52,22 +48,17 @@ class Monitor:
 
     def __init__(self, classifier_path: str | Path, mnistm_root: str | Path, config: SamplingConfig, per_class: int):
         self.lenet = load_lenet(classifier_path)
-        self.extractor = load_digit_classifier(DEFAULT_SELECTOR, torch.device("cpu"))
-        images, labels = load_split(mnistm_root, "val")
-        self.reference = FrechetReference(digit_features(self.extractor, images), labels)
+        self.real = load_real(mnistm_root, self.lenet)
         self.config, self.per_class = config, per_class
 
     def settings(self) -> dict[str, SamplingConfig]:
         return {"s1": replace(self.config, guidance=1.0), "shipped": self.config}
 
     def score_setting(self, ema: ConditionalUNet, schedule: NoiseSchedule, config: SamplingConfig) -> SettingScore:
-        labels = torch.arange(10).repeat_interleave(self.per_class)
+        labels = class_labels(self.per_class)
         x = generate(ema, schedule, labels, initial_noise(len(labels), EVAL_NOISE_SEED), config)
-        images = signed_to_uint8(x).permute(0, 3, 1, 2).cpu()  # what the PNGs would hold
-        accuracy = (predict(self.lenet, images) == labels).float().mean().item()
-        overall = self.reference.score(digit_features(self.extractor, images), labels).overall
-        return SettingScore(accuracy, overall.distance, overall.floor)
-
+        scores = score_digits(signed_to_uint8(x).permute(0, 3, 1, 2), labels, self.lenet, self.real)
+        return SettingScore(scores.accuracy, scores.frechet.overall.distance, scores.frechet.overall.floor)
     def evaluate(self, ema: ConditionalUNet, schedule: NoiseSchedule) -> tuple[float, dict]:
         """(selection score, metrics record) of the EMA model."""
         scores = {name: self.score_setting(ema, schedule, c) for name, c in self.settings().items()}

@@ -28,7 +28,7 @@ from hw2lib.digits import read_images
 from hw2lib.files import check_writable_file, replacing, require_path, write_text
 from hw2lib.images import list_images
 
-from .table import detect_domain, shipped_checkpoint
+from .table import domain_of, shipped_checkpoint
 
 ADAPT_MIN = 0  # test-time BN off: measured worse than the stored target statistics (module docstring)
 
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     require_path(args.test_dir, "the test folder")
-    domain = detect_domain(args.test_dir)
+    domain = domain_of(args.test_dir)
     exact_float32()
     out_csv = check_writable_file(args.out_csv, "the output CSV")
     with replacing(out_csv) as tmp:  # this run's lock on OUT_CSV, taken before any work (hw2lib/locks.py)

@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 import torch
 
 from hw2lib.cli import pick_device, run_main, seed_everything
-from hw2lib.digit_cnn import DigitClassifier, adapt_batchnorm, load_digit_classifier
+from hw2lib.digit_cnn import DigitClassifier, adapt_batchnorm, load_digit_classifier, penultimate_features
 from hw2lib.images import uint8_to_signed
 from hw2lib.training import ema_update
 
@@ -34,7 +34,7 @@ from .augment import target_view
 from .dann import annealed_lr
 from .pseudo_labels import centroid_labels, class_balance_loss, mean_entropy, pseudo_label_loss
 from .train import ADAPT_BN_IMAGES
-from .training import Evaluation, Run, TargetData, add_common_args, load_target, target_predictions
+from .training import Evaluation, Run, TargetData, add_common_args, load_target
 
 TEACHER_DECAY = 0.99  # EMA decay of the mean teacher
 
@@ -73,7 +73,7 @@ class Refiner:
         if self.evaluated is not None and self.evaluated[0] == step:
             probs, features = self.evaluated[1].probs, self.evaluated[1].features
         else:
-            probs, features = target_predictions(self.shipped(), self.target.train_x)
+            probs, features = penultimate_features(self.shipped(), self.target.train_x)
         self.pseudo = centroid_labels(features, probs)
 
     def __call__(self, step: int) -> dict:

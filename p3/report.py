@@ -28,9 +28,8 @@ import numpy as np
 import torch
 
 from hw2lib.cli import UserError, pick_device, run_main
-from hw2lib.digit_cnn import accuracy, label_images, load_digit_classifier
+from hw2lib.digit_cnn import accuracy, label_images, load_digit_classifier, penultimate_features
 from hw2lib.digits import load_split
-from hw2lib.images import map_batches
 
 from .table import CHECKPOINT_DIR, DATA_FOLDERS, DOMAINS, METHODS, SHIPPED_METHOD
 
@@ -43,11 +42,6 @@ ROW_NAMES = {
     TEST_TIME_BN: "DANN+ with test-time BN statistics (hw2_3.sh --adapt-min 256; off by default)",
     "target-only": "Trained on target",
 }
-
-
-@torch.no_grad()
-def features(model, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
-    return map_batches(lambda x: model(x)[1], images, batch_size, next(model.parameters()).device).numpy()
 
 
 def checkpoint_for(runs: Path, target: str, method: str) -> Path:
@@ -92,7 +86,7 @@ def write_table(table: dict, out: Path, stem: str = "accuracy") -> None:
 def tsne_plots(model, source_x, source_y, target_x, target_y, target: str, method: str, out: Path, seed: int) -> None:
     from sklearn.manifold import TSNE  # imported here: only the report needs it
 
-    feats = np.concatenate([features(model, source_x), features(model, target_x)])
+    feats = np.concatenate([penultimate_features(model, x)[1].numpy() for x in (source_x, target_x)])
     emb = TSNE(n_components=2, init="pca", perplexity=30, random_state=seed).fit_transform(feats)
     classes = np.concatenate([source_y.numpy(), target_y.numpy()])
     domains = np.array([0] * len(source_x) + [1] * len(target_x))

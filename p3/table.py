@@ -15,7 +15,7 @@ CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 SHIPPED_METHOD = "dann-plus"  # the best row of the README's table: what hw2_3.sh uses
 
 
-def domains_in(path: str | os.PathLike) -> list[str]:
+def _domains_named(path: str | os.PathLike) -> list[str]:
     """The domain names (case-insensitive) in ``path`` as given or, when it names none, in its absolute
     and then its resolved form: ``.`` inside ``…/usps/test`` is usps, and so is a link named ``usps``."""
     for form in (str(path), os.path.abspath(path), os.path.realpath(path)):  # realpath: no error on link loops
@@ -25,19 +25,14 @@ def domains_in(path: str | os.PathLike) -> list[str]:
     return []
 
 
-def detect_domain(path: str | os.PathLike) -> str:
-    """``svhn`` or ``usps``: the one domain named in the resolved ``path``; neither or both is a UserError."""
-    found = domains_in(path)
+def domain_of(path: str | os.PathLike) -> str:
+    """``svhn`` or ``usps``: the one domain named in ``path`` (as given, else its absolute and then its
+    resolved form); neither or both is a UserError. The only rule by which a domain is told."""
+    found = _domains_named(path)
     if len(found) != 1:
         why = "neither" if not found else "both"
         raise UserError(f"{path}: the path contains {why} of 'svhn' and 'usps'; it must name exactly one target domain")
     return found[0]
-
-
-def target_domain(path: str | os.PathLike) -> str:
-    """A training target's name: its domain when the path names exactly one, else the folder's name."""
-    found = domains_in(path)
-    return found[0] if len(found) == 1 else Path(path).resolve().name
 
 
 def shipped_checkpoint(domain: str, method: str = SHIPPED_METHOD) -> Path:

@@ -24,13 +24,11 @@ import torch
 from tqdm.auto import tqdm
 
 from hw2lib.checkpoints import save_checkpoint
-from hw2lib.digit_cnn import DigitClassifier, accuracy
+from hw2lib.digit_cnn import DigitClassifier, accuracy, penultimate_features
 from hw2lib.digits import load_split
-from hw2lib.images import map_batches
 from hw2lib.training import append_metrics, resume_training, save_training_state
 
 from .pseudo_labels import information_score
-from .table import target_domain
 
 
 @dataclass
@@ -59,15 +57,6 @@ def add_common_args(p: argparse.ArgumentParser, steps: int, lr: float) -> None:
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, …")
 
 
-@torch.no_grad()
-def target_predictions(model: DigitClassifier, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax probabilities (N, K) and features (N, D), on the CPU, of ``model`` in eval mode."""
-    model.eval()
-    k = model.config.num_classes
-    out = map_batches(lambda x: torch.cat(model(x), dim=1), images, 512, next(model.parameters()).device)
-    return out[:, :k].softmax(1), out[:, k:]
-
-
 @dataclass
 class Evaluation:
     scores: dict  # val_accuracy (selects), target_train_accuracy and information_score (never select)
@@ -78,7 +67,7 @@ class Evaluation:
 
 def evaluate(model: DigitClassifier, data: TargetData) -> Evaluation:
     """Score the network that would ship (see the module docstring)."""
-    probs, features = target_predictions(model, data.train_x)
+    probs, features = penultimate_features(model, data.train_x)
     scores = {
         "val_accuracy": accuracy(model, data.val_x, data.val_y),
         "target_train_accuracy": round((probs.argmax(1) == data.train_y).float().mean().item(), 5),
@@ -151,7 +140,7 @@ class Run:
         ckpt = {
             "model": model.state_dict(),
             "config": model.config.to_dict(),
-            "domain": target_domain(self.target),
+            "target": Path(self.target).resolve().name,
             "trainer": self.run_config["trainer"],
             "step": step,
             "val_accuracy": acc,

@@ -25,7 +25,7 @@ from p3.pseudo_labels import (
     mean_entropy,
     pseudo_label_loss,
 )
-from p3.table import detect_domain
+from p3.table import domain_of
 
 
 @pytest.mark.parametrize("lambd", [0.0, 0.3, 1.0])
@@ -83,14 +83,14 @@ def test_classifier_returns_logits_and_features():
         ("relative/usps", "usps"),
     ],
 )
-def test_detect_domain(path, domain):
-    assert detect_domain(path) == domain
+def test_domain_of(path, domain):
+    assert domain_of(path) == domain
 
 
 @pytest.mark.parametrize("path, why", [("/data/mnistm/test", "neither"), ("/data/svhn_vs_usps/test", "both")])
-def test_detect_domain_rejects_ambiguous_paths(path, why):
+def test_domain_of_rejects_ambiguous_paths(path, why):
     with pytest.raises(UserError, match=why):
-        detect_domain(path)
+        domain_of(path)
 
 
 KNOWN_LABEL = 7
