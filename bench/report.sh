@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
-# Regenerate every figure and table of the report from the shipped checkpoints.
-# Usage: bash bench/report.sh HW2_DATA OUT_DIR
+# Regenerate every figure and table of the report from the shipped checkpoints and the logs, then REPORT.md.
+# Usage: bash bench/report.sh HW2_DATA [CLASSIFIER_PTH]
 #   HW2_DATA: the course's hw2_data/ (digits/ for P1 and P3; face/noise + face/UNet.pt for P2, skipped if absent)
+#   CLASSIFIER_PTH: the grader's LeNet (default ../shared/evaluator/Classifier.pth) for P1's scores
 set -euo pipefail
-if [ "$#" -ne 2 ]; then echo "usage: bash bench/report.sh HW2_DATA OUT_DIR" >&2; exit 2; fi
+if [ "$#" -lt 1 ] || [ "$#" -gt 2 ]; then echo "usage: bash bench/report.sh HW2_DATA [CLASSIFIER_PTH]" >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DATA="$1"; OUT="$2"
+DATA="$1"; CLASSIFIER="${2:-$HERE/../shared/evaluator/Classifier.pth}"; OUT="$HERE/figures"
 export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
 python3 -m p1.figures --out "$OUT/p1"
-# the accuracy–distance front, from the logged sweep (rerun bench/p1_sweep.py --log to re-measure it)
+# P1: what hw2_1.sh writes, scored as the grader does, with the distance to real digits and its references
+DIGITS_TMP="$(mktemp -d)"; trap 'rm -rf "$DIGITS_TMP"' EXIT
+bash "$HERE/hw2_1.sh" "$DIGITS_TMP/p1" > /dev/null
+python3 -m p1.evaluate "$DIGITS_TMP/p1" --classifier "$CLASSIFIER" --real "$DATA/digits/mnistm" > "$OUT/p1/evaluation.txt"
+# the accuracy–distance front of the shipped model, from its logged sweep (bench/p1_sweep.py --log re-measures it)
 python3 "$HERE/bench/p1_front.py" "$HERE/p1/checkpoints/front.jsonl" --out "$OUT/p1/front.png" \
-  --shipped "dpm++2m 10 s=5 φ=1" > "$OUT/p1/front.md"
+  --shipped "$(python3 -c 'from p1.sampling import SamplingConfig as C; c = C(); print(f"{c.solver} {c.steps} s={c.guidance:g} φ={c.rescale:g}")')" \
+  > "$OUT/p1/front.md"
+python3 "$HERE/bench/p1_training.py" "$HERE/p1/checkpoints/ddpm_mnistm.snr.metrics.jsonl" > "$OUT/p1/training.md"
 if [ -f "$DATA/face/UNet.pt" ] && [ -d "$DATA/face/noise" ]; then
   python3 -m p2.figures --noise-dir "$DATA/face/noise" --unet "$DATA/face/UNet.pt" --out "$OUT/p2"
 else
   echo "P2 figures skipped: $DATA/face/UNet.pt or $DATA/face/noise not found"
 fi
 python3 -m p3.report --digits "$DATA/digits" --out "$OUT/p3" --train-split-check
+python3 "$HERE/bench/p3_study.py" "$HERE"/p3/checkpoints/logs/usps_dann-plus_s* --spread usps_dann-plus_s > "$OUT/p3/seeds.md"
+python3 "$HERE/bench/render_report.py" "$HERE/docs/report.md.in" "$HERE/REPORT.md"
+echo "wrote $OUT/ and REPORT.md"

@@ -59,6 +59,7 @@ class Monitor:
         x = generate(ema, schedule, labels, initial_noise(len(labels), EVAL_NOISE_SEED), config)
         scores = score_digits(signed_to_uint8(x).permute(0, 3, 1, 2), labels, self.lenet, self.real)
         return SettingScore(scores.accuracy, scores.frechet.overall.distance, scores.frechet.overall.floor)
+
     def evaluate(self, ema: ConditionalUNet, schedule: NoiseSchedule) -> tuple[float, dict]:
         """(selection score, metrics record) of the EMA model."""
         scores = {name: self.score_setting(ema, schedule, c) for name, c in self.settings().items()}

@@ -11,6 +11,7 @@ so ``scale = 1`` is the plain conditional model, ``scale = 0`` the unconditional
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,11 +59,15 @@ class ClassifierFreeGuidance:
         self.model, self.labels, self.scale, self.schedule = model, labels, scale, schedule
         self.rescale, self.interval = rescale, interval
 
-    def guided_at(self, t: int) -> bool:
-        return self.scale != 1.0 and (self.interval is None or self.interval[0] <= t <= self.interval[1])
+    def guided_at(self, t: torch.Tensor) -> bool:
+        """Whether the step at timesteps ``t`` (B,) is guided (with an interval: reads t[0] back, one
+        scalar per step; the sampler gives every image of a batch the same t)."""
+        if self.scale == 1.0 or self.interval is None:
+            return self.scale != 1.0
+        return self.interval[0] <= int(t[0]) <= self.interval[1]
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if not self.guided_at(int(t[0])):
+        if not self.guided_at(t):
             return self.model(x_t, t, self.labels)
         null = torch.full_like(self.labels, self.model.null_label)
         eps_cond, eps_uncond = self.model(
@@ -145,9 +150,16 @@ def generate(
     for y, x_T in tqdm(chunks, desc="sampling", disable=not progress):
         y = y.to(device)
         eps_fn = ClassifierFreeGuidance(model, y, config.guidance, schedule, config.rescale, config.interval)
-        with torch.autocast(device.type, enabled=False):
+        with fp32_region(device):
             out.append(sampler.sample(eps_fn, x_T.to(device), generator=generator, callback=callback).cpu())
     return finite_or_error(torch.cat(out), "the P1 model")
+
+
+def fp32_region(device: torch.device):
+    """A block in which a caller's autocast is off (devices without autocast need nothing)."""
+    if device.type in ("cpu", "cuda"):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def class_labels(per_class: int) -> torch.Tensor:

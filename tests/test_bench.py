@@ -1,5 +1,6 @@
 """The prepared GPU check (bench/gpu_check.py), run on the CPU: every check runs and the report has its shape."""
 
+import re
 import sys
 
 import pytest
@@ -24,7 +25,6 @@ def test_gpu_check_report_on_cpu(tmp_path):
             *("--p2-memory-steps", "1", "--train-steps", "1", "--no-bash"),
         ]
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = (out / "report.md").read_text().splitlines()
     assert report[0] == "# GPU check" and "| check | seconds | peak MB | result | ok |" in report
     rows = [line for line in report if line.startswith("| ") and not line.startswith("| check")]
@@ -44,15 +44,25 @@ def test_gpu_check_report_on_cpu(tmp_path):
         "P3 hw2_3.sh svhn val on cpu",
         "P3 svhn device vs CPU",
         "P1 p1.train, 1 steps",
-        "P3 p3.train dann-plus, 1 steps",
+        "P3 p3.train, 1 steps",
     ]
-    assert all(row.endswith("| yes |") for row in rows), rows
+    # every row's verdict is computed from its own measurement: on these bar images the shipped P3
+    # models score below the course's baselines, so those rows (and the run) must fail, and only those
+    labelled = [row for row in rows if " val on cpu " in row]
+    for row in labelled:
+        accuracy = float(re.search(r"accuracy ([\d.]+) %", row).group(1)) / 100
+        baseline = 0.76 if "usps" in row else 0.40
+        assert row.endswith("| yes |") == (accuracy >= baseline), row
+    others = [row for row in rows if row not in labelled]
+    assert all(row.endswith("| yes |") for row in others), others
+    assert result.returncode == (0 if all(row.endswith("| yes |") for row in labelled) else 1), result.stderr[-3000:]
     assert "100.0 % identical PNGs" in rows[2] and "MSE 0.0000" in rows[6] and "| 0 of 20 labels differ" in rows[9]
+    assert "reached step 1, last loss" in rows[13] and "reached step 1, last loss" in rows[14]
 
 
 def test_gpu_check_reads_the_device_an_entry_point_reports():
     sys.path.insert(0, str(REPO / "bench"))
-    import gpu_check
+    import gpu_probe
 
-    assert gpu_check.reported_device("sampling: 100%|###| 10/10\nwrote…\ndevice: cuda:0\n") == "cuda:0"
-    assert gpu_check.reported_device("error: something\n") == "?"
+    assert gpu_probe.reported_device("sampling: 100%|###| 10/10\nwrote…\ndevice: cuda:0\n") == "cuda:0"
+    assert gpu_probe.reported_device("error: something\n") == "?"
