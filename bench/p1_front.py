@@ -1,7 +1,6 @@
 """Draw P1's accuracy–distance front from ``bench/p1_sweep.py --log`` rows, and print its table.
 
-    python bench/p1_front.py runs/p1_front.jsonl --out figures/p1/front.png \
-        --shipped "dpm++2m 10 s=3 a=2"
+    python bench/p1_front.py runs/p1_front.jsonl --out figures/p1/front.png [--shipped "dpm++2m 10 s=5 φ=1"]
 
 One point per setting: x = the grader LeNet's accuracy, y = the Fréchet distance to MNIST-M val in
 our own classifier's features (lower is closer to real digits); the dashed line is the floor that
@@ -33,12 +32,24 @@ def label(row: dict) -> str:
     return f"{row['solver']} {row['steps']} s={row['guidance']:g}{auto}{extra}"
 
 
+def shipped_label() -> str:
+    """The label of hw2_1.sh's default setting (p1.sampling.SamplingConfig)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from p1.sampling import SamplingConfig
+
+    c = SamplingConfig()
+    row = {"solver": c.solver, "steps": c.steps, "guidance": c.guidance, "rescale": c.rescale}
+    return label(row | {"interval": list(c.interval) if c.interval else None})
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("log", nargs="+", help="JSON-lines files written by bench/p1_sweep.py --log")
     p.add_argument("--out", required=True, help="PNG to write")
-    p.add_argument("--shipped", help="label of the setting hw2_1.sh uses (marked in the figure and table)")
+    p.add_argument("--shipped", help="label of the setting to mark (default: hw2_1.sh's, from p1.sampling)")
     args = p.parse_args()
+    if args.shipped is None:
+        args.shipped = shipped_label()
     rows = {}
     for path in args.log:
         for line in Path(path).read_text().splitlines():
@@ -48,14 +59,22 @@ def main() -> None:
     if not rows:
         raise SystemExit(f"error: no rows with a Fréchet distance in {', '.join(args.log)}")
     ordered = sorted(rows.items(), key=lambda kv: (kv[1]["frechet"], -kv[1]["accuracy"]))
+    print_table(ordered, args.shipped)
+    draw(ordered, rows, args.shipped, args.out)
+
+
+def print_table(ordered: list, shipped: str) -> None:
     print("| setting | accuracy | worst digit | Fréchet distance | floor | seconds |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, r in ordered:
-        mark = "**" if name == args.shipped else ""
+        mark = "**" if name == shipped else ""
         print(
             f"| {mark}{name}{mark} | {100 * r['accuracy']:.1f} % | {r['worst_digit']}: {100 * r['worst_accuracy']:.0f} % "
             f"| {r['frechet']:.2f} | {r['frechet_floor']:.2f} | {r['seconds']:.0f} |"
         )
+
+
+def draw(ordered: list, rows: dict, shipped: str, out: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [1, 1.2]})
     floor = min(r["frechet_floor"] for r in rows.values())
     for ax, zoom in zip(axes, (False, True)):
@@ -68,7 +87,7 @@ def main() -> None:
                 ax.annotate(
                     name, (100 * r["accuracy"], r["frechet"]), fontsize=7, xytext=(4, 2), textcoords="offset points"
                 )
-            if name == args.shipped:
+            if name == shipped:
                 ax.scatter(
                     100 * r["accuracy"], r["frechet"], s=220, facecolors="none", edgecolors="red", linewidths=1.5
                 )
@@ -78,14 +97,15 @@ def main() -> None:
         ax.set_ylabel("Fréchet distance to MNIST-M val (our classifier's features)")
         ax.set_title(f"accuracy ≥ {100 * ZOOM_FROM:g} %, labelled" if zoom else "all settings (1000 digits each)")
     axes[0].scatter([], [], marker="o", color="tab:blue", label="classifier-free guidance s (φ: rescale)")
-    axes[0].scatter([], [], marker="s", color="tab:orange", label="with autoguidance a (weak = earlier checkpoint)")
+    if any(r.get("autoguidance", 1) != 1 for r in rows.values()):
+        axes[0].scatter([], [], marker="s", color="tab:orange", label="with autoguidance a (weak = earlier checkpoint)")
     axes[0].scatter([], [], s=120, facecolors="none", edgecolors="red", label="hw2_1.sh default")
     axes[0].legend(fontsize=7, loc="upper left")
     fig.suptitle("P1: accuracy against distance to real digits")
     fig.tight_layout()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=130)
-    print(f"figure: {args.out}", file=sys.stderr)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=130)
+    print(f"figure: {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ from pathlib import Path
 def main() -> None:
     if len(sys.argv) < 2:
         raise SystemExit("usage: python bench/p1_training.py METRICS_JSONL [...]")
-    print("| log | step | s = 1: accuracy | s = 1: Fréchet (floor) | shipped: accuracy | shipped: Fréchet (floor) | score |")
+    print(
+        "| log | step | s = 1: accuracy | s = 1: Fréchet (floor) | shipped: accuracy | shipped: Fréchet (floor) | score |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for path in map(Path, sys.argv[1:]):
         for line in path.read_text().splitlines():

@@ -79,9 +79,12 @@ class TimestepGrid:
         progress: bool = False,
     ) -> torch.Tensor:
         """Run the whole reverse process from noise ``x_T`` (B, C, H, W), one network evaluation per
-        step; returns x_0 in [−1, 1]-ish space. ``callback(t, s, x_s, x0_pred)`` sees every step."""
+        step; returns x_0 in [−1, 1]-ish space. ``callback(t, s, x_s, x0_pred)`` sees every step. An
+        ``eps_fn`` with a ``set_timestep(t)`` method is told each step's integer timestep first."""
         x, memory, steps = x_T, {}, self.steps()
         for i, (t, s) in enumerate(tqdm(steps, desc=type(self).__name__, disable=not progress, leave=False)):
+            if hasattr(eps_fn, "set_timestep"):
+                eps_fn.set_timestep(t)
             t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
             eps = eps_fn(x, t_batch).to(x.dtype)
             x, x0_pred = self.update(eps, x, t, s, generator, last=i == len(steps) - 1, memory=memory)

@@ -58,13 +58,19 @@ class ClassifierFreeGuidance:
     ):
         self.model, self.labels, self.scale, self.schedule = model, labels, scale, schedule
         self.rescale, self.interval = rescale, interval
+        self.timestep: Optional[int] = None  # told by the sampler before each evaluation (set_timestep)
+
+    def set_timestep(self, t: int) -> None:
+        """The sampler's hook: the integer timestep of the next evaluation (no device read-back needed)."""
+        self.timestep = t
 
     def guided_at(self, t: torch.Tensor) -> bool:
-        """Whether the step at timesteps ``t`` (B,) is guided (with an interval: reads t[0] back, one
-        scalar per step; the sampler gives every image of a batch the same t)."""
+        """Whether the evaluation at timesteps ``t`` (B,) is guided. With an interval it needs the step's
+        integer timestep: the one the sampler told, else ``t[0]`` read back (every image shares it)."""
         if self.scale == 1.0 or self.interval is None:
             return self.scale != 1.0
-        return self.interval[0] <= int(t[0]) <= self.interval[1]
+        step = self.timestep if self.timestep is not None else int(t[0])
+        return self.interval[0] <= step <= self.interval[1]
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if not self.guided_at(t):
@@ -94,7 +100,7 @@ class SamplingConfig:
     steps: int = 10  # network evaluations (chosen by measurement: README "P1 results", bench/p1_sweep.py)
     guidance: float = 5.0  # classifier-free guidance scale s (1 = no guidance)
     rescale: float = 1.0  # guidance rescale φ: the guided x0 gets the conditional x0's contrast (docs/p1-front.md)
-    interval: Optional[tuple[int, int]] = None  # guide only at timesteps lo ≤ t ≤ hi (None: at every step)
+    interval: Optional[tuple[int, int]] = (0, 499)  # guide only at lo ≤ t ≤ hi (None: every step; docs/p1-studies.md)
     trailing: bool = (
         True  # grid [T−1, T−1−T/steps, …] ("trailing") instead of [1 + …, 1] ("leading", the course's P2 grid)
     )
@@ -200,7 +206,7 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
         nargs=2,
         metavar=("LO", "HI"),
         default=d.interval,
-        help="guide only at timesteps LO ≤ t ≤ HI (default: every step)",
+        help=f"guide only at timesteps LO ≤ t ≤ HI (default: {d.interval[0]} {d.interval[1]}; 0 999: every step)",
     )
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="digits per forward pass")
     p.add_argument("--seed", type=int, default=0, help="seed of the starting noise")

@@ -38,7 +38,7 @@ TEST_TIME_BN_MIN = 256  # hw2_3.sh --adapt-min 256
 ROW_NAMES = {
     "source-only": "Trained on source (MNIST-M)",
     "dann": "DANN",
-    "dann-plus": "DANN+ (ours: see README)",
+    "dann-plus": "DANN+ (ours, shipped)",
     TEST_TIME_BN: "DANN+ with test-time BN statistics (hw2_3.sh --adapt-min 256; off by default)",
     "target-only": "Trained on target",
 }

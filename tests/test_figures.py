@@ -4,9 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_digit_dataset, run_module
+from conftest import REPO, make_digit_dataset, run_module
 from hw2lib.checkpoints import save_checkpoint
-from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier
 from hw2lib.schedule import NoiseSchedule
 from p1.model import ConditionalUNet, UNetConfig
 from p1.train import inference_checkpoint
@@ -46,18 +45,7 @@ def test_p1_figures_command(tmp_path):
     torch.manual_seed(0)
     model = ConditionalUNet(UNetConfig(channels=(16, 32), groups=8, heads=2))
     save_checkpoint(inference_checkpoint(model, NoiseSchedule(), step=0), tmp_path / "tiny.pt")
-    selector = DigitClassifier(ClassifierConfig(width=8, feature_dim=16)).eval()
-    save_checkpoint({"model": selector.state_dict(), "config": selector.config.to_dict()}, tmp_path / "sel.pt")
-    args = [
-        "--checkpoint",
-        tmp_path / "tiny.pt",
-        "--selector",
-        tmp_path / "sel.pt",
-        "--oversample",
-        "1.2",
-        "--steps",
-        "3",
-    ]
+    args = ["--checkpoint", tmp_path / "tiny.pt", "--steps", "3"]
     result = run_module("p1.figures", "--out", tmp_path / "fig", *args)
     assert result.returncode == 0, result.stderr
     with Image.open(tmp_path / "fig" / "digit_grid.png") as grid:
@@ -87,25 +75,22 @@ def test_p3_report_command(tmp_path):
     for name, seed, mode in (("mnistm", 0, "RGB"), ("usps", 1, "L"), ("svhn_real", 2, "RGB")):
         make_digit_dataset(digits / name, n=40, seed=seed, mode=mode)
     runs = tmp_path / "runs"
-    for method in ("dann", "dann-plus"):
-        result = run_module(
-            "p3.train",
-            "--method",
-            method,
-            "--source",
-            digits / "mnistm",
-            "--target",
-            digits / "usps",
-            "--out-dir",
-            runs / f"usps_{method}",
-            "--steps",
-            "2",
-            "--batch-size",
-            "8",
-            "--eval-every",
-            "1",
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
+    flags = ("--steps", "2", "--batch-size", "8", "--eval-every", "1", "--width", "8")
+    result = run_module(
+        "p3.train", "--source", digits / "mnistm", "--target", digits / "usps", "--out-dir", runs / "usps_dann", *flags
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_module(
+        "p3.refine",
+        "--init-from",
+        runs / "usps_dann" / "best.pt",
+        "--target",
+        digits / "usps",
+        "--out-dir",
+        runs / "usps_dann-plus",
+        *flags[:-2],
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
     out = tmp_path / "report"
     result = run_module("p3.report", "--digits", digits, "--runs", runs, "--out", out, "--tsne-per-domain", "40")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -125,3 +110,29 @@ def test_p3_report_command(tmp_path):
             with Image.open(out / f"tsne_usps_{method}_{kind}.png") as plot:
                 assert plot.size == (825, 750)  # 5.5 × 5 inches at 150 dpi
     assert not list(out.glob("tsne_svhn_*.png"))
+
+
+def test_report_template_includes_every_table_and_refuses_a_missing_one(tmp_path, monkeypatch):
+    """REPORT.md is the template with each include replaced by the file's text; a missing table stops it."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import render_report
+
+    monkeypatch.setattr(render_report, "REPO", tmp_path)
+    (tmp_path / "t.md").write_text("| a |\n|---|\n")
+    rendered = render_report.render("# R\n<!-- include t.md -->\nend\n")
+    assert rendered == render_report.HEADER + "# R\n| a |\n|---|\nend\n"
+    with pytest.raises(SystemExit, match="missing.md"):
+        render_report.render("<!-- include missing.md -->\n")
+
+
+def test_report_md_is_the_rendered_template():
+    """The committed REPORT.md is exactly what bench/report.sh would write from the committed tables."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import render_report
+
+    template = (REPO / "docs" / "report.md.in").read_text()
+    assert (REPO / "REPORT.md").read_text() == render_report.render(template)

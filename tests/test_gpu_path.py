@@ -61,7 +61,9 @@ def test_p1_training_step_on_meta_device():
 @pytest.mark.parametrize("sampler_class", [DDIMSampler, DPMSolverPP2M])
 def test_p1_sampling_on_meta_device(sampler_class):
     model = ConditionalUNet(UNetConfig()).to(META).eval()
-    eps_fn = ClassifierFreeGuidance(model, torch.arange(4, device=META), 5.0, NoiseSchedule(), rescale=1.0)
+    eps_fn = ClassifierFreeGuidance(
+        model, torch.arange(4, device=META), 5.0, NoiseSchedule(), rescale=1.0, interval=(0, 499)
+    )
     sampler = sampler_class(NoiseSchedule(), num_inference_steps=3)
     x = sampler.sample(eps_fn, torch.empty(4, 3, 28, 28, device=META))
     assert x.device == META and x.shape == (4, 3, 28, 28)
