@@ -3,7 +3,7 @@
     python bench/p1_training.py runs/p1/metrics.jsonl
 
 One row per evaluation: the grader-LeNet accuracy and our Fréchet distance (with its floor) of the
-EMA model alone (s = 1) and with the shipped guidance, and the selection score ``p1.train`` keeps
+EMA model alone (s = 1) and with the guidance the run was told (s = 5, φ = 1 at every step), and the selection score ``p1.train`` keeps
 ``best.pt`` by (p1/monitor.py). Rows of runs that logged accuracy only are skipped.
 """
 
@@ -18,7 +18,7 @@ def main() -> None:
     if len(sys.argv) < 2:
         raise SystemExit("usage: python bench/p1_training.py METRICS_JSONL [...]")
     print(
-        "| log | step | s = 1: accuracy | s = 1: Fréchet (floor) | shipped: accuracy | shipped: Fréchet (floor) | score |"
+        "| log | step | s = 1: accuracy | s = 1: Fréchet (floor) | s = 5, φ = 1: accuracy | s = 5, φ = 1: Fréchet (floor) | score |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for path in map(Path, sys.argv[1:]):

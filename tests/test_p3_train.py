@@ -59,7 +59,7 @@ def test_trainer_learns_a_separable_target_for_the_tables_other_rows(bar_digits,
     assert all("domain_acc" not in e for e in evals), "no adversary without a domain loss"
     best = torch.load(out / "best.pt", weights_only=True)
     assert best["val_accuracy"] == max(e["val_accuracy"] for e in evals) >= 0.95
-    assert best["domain"] == "usps" and best["trainer"] == "p3.train"
+    assert best["target"] == "usps" and best["trainer"] == "p3.train"
 
 
 @pytest.mark.slow
