@@ -21,7 +21,7 @@ usps() {
     py p3.refine --init-from "$R/usps_dann-plus-phase1_s$seed/best.pt" --target "$D/usps" \
       --out-dir "$R/usps_dann-plus_s$seed" --steps 2000 --eval-every 100 --seed "$seed"
   done
-  py p3.train --source "$D/mnistm" --target "$D/usps" --out-dir "$R/usps_dann" --steps 4000 --width 64
+  py p3.train --source "$D/mnistm" --target "$D/usps" --out-dir "$R/usps_dann" --steps 3000 --width 64
   py p3.train --source "$D/mnistm" --target "$D/usps" --out-dir "$R/usps_source-only" --steps 1000 --width 64 \
     --normalize image --domain-weight 0
   py p3.train --source "$D/usps" --target "$D/usps" --out-dir "$R/usps_target-only" --steps 1000 --width 64 \
@@ -32,10 +32,10 @@ svhn() {
   # DANN+ = DANN from MNIST-M and the house-number stand-in pooled (stroke and blur augmentation too),
   # then SHOT's refinement on real SVHN alone
   py p3.train --source "$D/mnistm" "$D/svhn" --target "$D/svhn_real" --out-dir "$R/svhn_dann-plus-phase1" \
-    --steps 3000 --width 64 --normalize image --per-domain-bn --augment 0.5
+    --steps 1500 --width 64 --normalize image --per-domain-bn --augment 0.5
   py p3.refine --init-from "$R/svhn_dann-plus-phase1/best.pt" --target "$D/svhn_real" --out-dir "$R/svhn_dann-plus" \
     --steps 1000 --lr 0.003 --eval-every 100
-  py p3.train --source "$D/mnistm" --target "$D/svhn_real" --out-dir "$R/svhn_dann" --steps 3000 --width 64 \
+  py p3.train --source "$D/mnistm" --target "$D/svhn_real" --out-dir "$R/svhn_dann" --steps 2000 --width 64 \
     --normalize image
   py p3.train --source "$D/mnistm" --target "$D/svhn_real" --out-dir "$R/svhn_source-only" --steps 1000 --width 64 \
     --normalize image --domain-weight 0
