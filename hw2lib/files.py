@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 from .cli import UserError, signals_held
-from .locks import STAGING_PREFIX, busy_error, open_locked_temp, remove_dead_staging, try_lock
+from .locks import STAGING_PREFIX, lock_folder, open_locked_temp, remove_dead_staging
 
 
 def list_files(folder: str | os.PathLike, suffixes: Iterable[str], what: str) -> list[Path]:
@@ -100,9 +100,7 @@ class OutputFolder:
                 with contextlib.suppress(FileExistsError):  # a concurrent run made it: not ours to remove
                     folder.mkdir()
                     self.created.append(folder)
-            self.lock_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
-            if not try_lock(self.lock_fd):
-                raise busy_error(self.path, self.lock_fd, "outputs into this folder")
+            self.lock_fd = lock_folder(self.path)
             remove_dead_staging(self.path)
             self.staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.path))
         except (OSError, UserError) as err:

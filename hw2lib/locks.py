@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 from .cli import UserError
 
@@ -62,16 +62,15 @@ def busy_error(path: Path, fd: int, what: str) -> UserError:
     return UserError(f"{path}: {who} is writing {what} right now; wait for it to finish or choose another path")
 
 
-@contextlib.contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
-    """Hold the folder's lock for the block (see the module docstring); a live holder is a UserError."""
+def lock_folder(folder: Path) -> int:
+    """Open ``folder`` and take its lock (see the module docstring); returns the fd, whose closing
+    releases it. A live holder is a UserError naming it."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if not try_lock(fd):
-            raise busy_error(folder, fd, "outputs into this folder")
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+    if not try_lock(fd):
+        err = busy_error(folder, fd, "outputs into this folder")
+        os.close(fd)
+        raise err
+    return fd
 
 
 def remove_dead_staging(folder: Path) -> None:
