@@ -1,36 +1,46 @@
 """The evaluations a P1 training run logged (``p1.train --classifier … --real …``), as a Markdown table.
 
-    python bench/p1_training.py runs/p1/metrics.jsonl
+    python bench/p1_training.py runs/p1/metrics.jsonl [...] [--guided "s = 5, φ = 1, t ≤ 499"]
 
 One row per evaluation: the grader-LeNet accuracy and our Fréchet distance (with its floor) of the
-EMA model alone (s = 1) and with the guidance the run was told (s = 5, φ = 1 at every step), and the selection score ``p1.train`` keeps
+EMA model alone (s = 1) and with the guidance the run evaluated (``p1.train`` uses the sampling
+default of its code: name it with ``--guided``), and the selection score ``p1.train`` keeps
 ``best.pt`` by (p1/monitor.py). Rows of runs that logged accuracy only are skipped.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 
-def main() -> None:
-    if len(sys.argv) < 2:
-        raise SystemExit("usage: python bench/p1_training.py METRICS_JSONL [...]")
-    print(
-        "| log | step | s = 1: accuracy | s = 1: Fréchet (floor) | s = 5, φ = 1: accuracy | s = 5, φ = 1: Fréchet (floor) | score |"
-    )
+def rows(path: Path) -> list[str]:
+    """The table rows of one metrics.jsonl, one per logged evaluation."""
+    out = []
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        if "eval_s1_accuracy" not in r:
+            continue
+        out.append(
+            f"| {path.name} | {r['step']:,} | {100 * r['eval_s1_accuracy']:.1f} % "
+            f"| {r['eval_s1_frechet']:.2f} ({r['eval_s1_floor']:.2f}) | {100 * r['eval_shipped_accuracy']:.1f} % "
+            f"| {r['eval_shipped_frechet']:.2f} ({r['eval_shipped_floor']:.2f}) | {r['eval_score']:.4f} |"
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("logs", nargs="+", type=Path, help="metrics.jsonl files of p1.train runs")
+    p.add_argument("--guided", default="s = 5, φ = 1", help="the guided setting the runs evaluated (column title)")
+    args = p.parse_args(argv)
+    g = args.guided
+    print(f"| log | step | s = 1: accuracy | s = 1: Fréchet (floor) | {g}: accuracy | {g}: Fréchet (floor) | score |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for path in map(Path, sys.argv[1:]):
-        for line in path.read_text().splitlines():
-            r = json.loads(line)
-            if "eval_s1_accuracy" not in r:
-                continue
-            print(
-                f"| {path.name} | {r['step']:,} | {100 * r['eval_s1_accuracy']:.1f} % "
-                f"| {r['eval_s1_frechet']:.2f} ({r['eval_s1_floor']:.2f}) | {100 * r['eval_shipped_accuracy']:.1f} % "
-                f"| {r['eval_shipped_frechet']:.2f} ({r['eval_shipped_floor']:.2f}) | {r['eval_score']:.4f} |"
-            )
+    for path in args.logs:
+        for row in rows(path):
+            print(row)
 
 
 if __name__ == "__main__":

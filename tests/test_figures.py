@@ -136,3 +136,22 @@ def test_report_md_is_the_rendered_template():
 
     template = (REPO / "docs" / "report.md.in").read_text()
     assert (REPO / "REPORT.md").read_text() == render_report.render(template)
+
+
+def test_training_table_rows_and_column_title(tmp_path, capsys):
+    """bench/p1_training.py: one row per logged evaluation, loss-only lines skipped, the guided setting named."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import p1_training
+
+    log = tmp_path / "m.jsonl"
+    evaluation = {"eval_s1_accuracy": 0.788, "eval_s1_frechet": 6.6401, "eval_s1_floor": 4.174}
+    evaluation |= {"eval_shipped_accuracy": 0.992, "eval_shipped_frechet": 9.765, "eval_shipped_floor": 4.174}
+    lines = [{"step": 50, "loss": 0.1}, {"step": 1500, "loss": 0.1, **evaluation, "eval_score": 0.86916}]
+    log.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    p1_training.main([str(log), "--guided", "s = 5, t ≤ 499"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("| log | step | s = 1: accuracy | s = 1: Fréchet (floor) | s = 5, t ≤ 499: accuracy |")
+    assert out[2:] == ["| m.jsonl | 1,500 | 78.8 % | 6.64 (4.17) | 99.2 % | 9.77 (4.17) | 0.8692 |"]
