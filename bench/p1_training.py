@@ -3,9 +3,10 @@
     python bench/p1_training.py runs/p1/metrics.jsonl [...] [--guided "s = 5, φ = 1, t ≤ 499"]
 
 One row per evaluation: the grader-LeNet accuracy and our Fréchet distance (with its floor) of the
-EMA model alone (s = 1) and with the guidance the run evaluated (``p1.train`` uses the sampling
-default of its code: name it with ``--guided``), and the selection score ``p1.train`` keeps
-``best.pt`` by (p1/monitor.py). Rows of runs that logged accuracy only are skipped.
+EMA model alone (s = 1) and with the guidance the run evaluated, and the selection score
+``p1.train`` keeps ``best.pt`` by (p1/monitor.py). Rows of runs that logged accuracy only are
+skipped. The guided setting's title comes from the logs (``eval_shipped_setting``); logs written
+before the monitor recorded it need ``--guided`` (the sampling default of the code that trained).
 """
 
 from __future__ import annotations
@@ -15,13 +16,29 @@ import json
 from pathlib import Path
 
 
+def evaluations(path: Path) -> list[dict]:
+    """The records of one metrics.jsonl that carry an evaluation."""
+    return [r for r in map(json.loads, path.read_text().splitlines()) if "eval_s1_accuracy" in r]
+
+
+def guided_title(logs: list[Path], given: str | None) -> str:
+    """``given``, else the one guided setting every evaluation in ``logs`` recorded."""
+    if given is not None:
+        return given
+    labels = {r.get("eval_shipped_setting") for path in logs for r in evaluations(path)}
+    if None in labels:
+        raise SystemExit(
+            "error: a log does not record its guided setting (eval_shipped_setting): name it with --guided"
+        )
+    if len(labels) != 1:
+        raise SystemExit(f"error: the logs evaluated different guided settings ({', '.join(sorted(labels))})")
+    return labels.pop()
+
+
 def rows(path: Path) -> list[str]:
     """The table rows of one metrics.jsonl, one per logged evaluation."""
     out = []
-    for line in path.read_text().splitlines():
-        r = json.loads(line)
-        if "eval_s1_accuracy" not in r:
-            continue
+    for r in evaluations(path):
         out.append(
             f"| {path.name} | {r['step']:,} | {100 * r['eval_s1_accuracy']:.1f} % "
             f"| {r['eval_s1_frechet']:.2f} ({r['eval_s1_floor']:.2f}) | {100 * r['eval_shipped_accuracy']:.1f} % "
@@ -33,9 +50,9 @@ def rows(path: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("logs", nargs="+", type=Path, help="metrics.jsonl files of p1.train runs")
-    p.add_argument("--guided", default="s = 5, φ = 1", help="the guided setting the runs evaluated (column title)")
+    p.add_argument("--guided", help="the guided setting the runs evaluated (column title; default: from the logs)")
     args = p.parse_args(argv)
-    g = args.guided
+    g = guided_title(args.logs, args.guided)
     print(f"| log | step | s = 1: accuracy | s = 1: Fréchet (floor) | {g}: accuracy | {g}: Fréchet (floor) | score |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for path in args.logs:

@@ -71,4 +71,7 @@ class Monitor:
                 f"eval_{name}_floor": round(s.floor, 3),
             }
         selection = sum(s.score for s in scores.values()) / len(scores)
-        return selection, record | {"eval_score": round(selection, 5)}
+        return selection, record | {
+            "eval_score": round(selection, 5),
+            "eval_shipped_setting": self.config.guidance_label(),
+        }

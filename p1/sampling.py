@@ -107,6 +107,14 @@ class SamplingConfig:
     eta: float = 0.0  # DDIM only; 0: deterministic
     batch_size: int = 100  # digits per forward pass (×2 with guidance); measured fastest on a 2-core CPU
 
+    def guidance_label(self) -> str:
+        """The guidance part of this setting in words, e.g. ``s = 4, φ = 1, t ≤ 499`` (table titles, logs)."""
+        label = f"s = {self.guidance:g}, φ = {self.rescale:g}"
+        if self.interval is not None:
+            lo, hi = self.interval
+            label += f", t ≤ {hi}" if lo == 0 else f", {lo} ≤ t ≤ {hi}"
+        return label
+
     def sampler(self, schedule: NoiseSchedule) -> DDIMSampler | DPMSolverPP2M:
         """The configured sampler over ``schedule``."""
         if self.solver not in SOLVERS:

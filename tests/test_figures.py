@@ -155,3 +155,31 @@ def test_training_table_rows_and_column_title(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("| log | step | s = 1: accuracy | s = 1: Fréchet (floor) | s = 5, t ≤ 499: accuracy |")
     assert out[2:] == ["| m.jsonl | 1,500 | 78.8 % | 6.64 (4.17) | 99.2 % | 9.77 (4.17) | 0.8692 |"]
+
+
+def test_training_table_title_from_the_logged_setting(tmp_path, capsys):
+    """Without --guided the title is the setting the monitor logged; an unlabelled or mixed log is an error."""
+    import json
+    import sys
+
+    import pytest
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import p1_training
+
+    evaluation = {"eval_s1_accuracy": 0.8, "eval_s1_frechet": 6.0, "eval_s1_floor": 4.0, "eval_score": 0.9}
+    evaluation |= {"eval_shipped_accuracy": 0.99, "eval_shipped_frechet": 9.0, "eval_shipped_floor": 4.0}
+    labelled, other, bare = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
+    labelled.write_text(json.dumps({"step": 1000, **evaluation, "eval_shipped_setting": "s = 4, φ = 1, t ≤ 499"}))
+    other.write_text(json.dumps({"step": 1000, **evaluation, "eval_shipped_setting": "s = 5, φ = 1"}))
+    bare.write_text(json.dumps({"step": 1000, **evaluation}))
+    p1_training.main([str(labelled)])
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[0]
+        .endswith("| s = 4, φ = 1, t ≤ 499: accuracy | s = 4, φ = 1, t ≤ 499: Fréchet (floor) | score |")
+    )
+    with pytest.raises(SystemExit, match="name it with --guided"):
+        p1_training.main([str(labelled), str(bare)])
+    with pytest.raises(SystemExit, match=r"different guided settings \(s = 4, φ = 1, t ≤ 499, s = 5, φ = 1\)"):
+        p1_training.main([str(labelled), str(other)])

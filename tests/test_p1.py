@@ -235,3 +235,29 @@ def test_bad_inputs(tmp_path, tiny_checkpoint):
     assert_user_error(
         run_module("p1.evaluate", tmp_path / "nothing", "--classifier", tmp_path / "c.pth"), "no such directory"
     )
+
+
+def test_guidance_label_names_scale_rescale_and_interval():
+    assert SamplingConfig().guidance_label() == "s = 4, φ = 1, t ≤ 499"
+    assert (
+        SamplingConfig(guidance=2.5, rescale=0.7, interval=(200, 499)).guidance_label()
+        == "s = 2.5, φ = 0.7, 200 ≤ t ≤ 499"
+    )
+    assert SamplingConfig(guidance=5, interval=None).guidance_label() == "s = 5, φ = 1"
+
+
+def test_monitor_record_scores_both_settings_and_names_the_guided_one(monkeypatch):
+    """The monitor's record: both settings' numbers, score = mean(acc − 0.01·FD/floor), the guided setting's label."""
+    from p1.monitor import Monitor, SettingScore
+
+    monitor = Monitor.__new__(Monitor)
+    monitor.config, monitor.per_class = SamplingConfig(guidance=3.0), 1
+    fixed = {1.0: SettingScore(0.8, 6.0, 4.0), 3.0: SettingScore(0.99, 9.0, 4.0)}
+    monkeypatch.setattr(Monitor, "score_setting", lambda self, ema, schedule, config: fixed[config.guidance])
+    score, record = monitor.evaluate(None, None)
+    assert score == pytest.approx(((0.8 - 0.015) + (0.99 - 0.0225)) / 2)
+    assert record == {
+        "eval_s1_accuracy": 0.8, "eval_s1_frechet": 6.0, "eval_s1_floor": 4.0,
+        "eval_shipped_accuracy": 0.99, "eval_shipped_frechet": 9.0, "eval_shipped_floor": 4.0,
+        "eval_score": 0.87625, "eval_shipped_setting": "s = 3, φ = 1, t ≤ 499",
+    }  # fmt: skip
