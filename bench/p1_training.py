@@ -21,11 +21,11 @@ def evaluations(path: Path) -> list[dict]:
     return [r for r in map(json.loads, path.read_text().splitlines()) if "eval_s1_accuracy" in r]
 
 
-def guided_title(logs: list[Path], given: str | None) -> str:
-    """``given``, else the one guided setting every evaluation in ``logs`` recorded."""
+def guided_title(logs: list[tuple[Path, list[dict]]], given: str | None) -> str:
+    """``given``, else the one guided setting every evaluation in ``logs`` ((path, its evaluations) pairs) recorded."""
     if given is not None:
         return given
-    labels = {r.get("eval_shipped_setting") for path in logs for r in evaluations(path)}
+    labels = {r.get("eval_shipped_setting") for _, records in logs for r in records}
     if None in labels:
         raise SystemExit(
             "error: a log does not record its guided setting (eval_shipped_setting): name it with --guided"
@@ -35,10 +35,10 @@ def guided_title(logs: list[Path], given: str | None) -> str:
     return labels.pop()
 
 
-def rows(path: Path) -> list[str]:
-    """The table rows of one metrics.jsonl, one per logged evaluation."""
+def rows(path: Path, records: list[dict]) -> list[str]:
+    """The table rows of one metrics.jsonl's evaluations, one per record."""
     out = []
-    for r in evaluations(path):
+    for r in records:
         out.append(
             f"| {path.name} | {r['step']:,} | {100 * r['eval_s1_accuracy']:.1f} % "
             f"| {r['eval_s1_frechet']:.2f} ({r['eval_s1_floor']:.2f}) | {100 * r['eval_shipped_accuracy']:.1f} % "
@@ -52,11 +52,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("logs", nargs="+", type=Path, help="metrics.jsonl files of p1.train runs")
     p.add_argument("--guided", help="the guided setting the runs evaluated (column title; default: from the logs)")
     args = p.parse_args(argv)
-    g = guided_title(args.logs, args.guided)
+    logs = [(path, evaluations(path)) for path in args.logs]
+    g = guided_title(logs, args.guided)
     print(f"| log | step | s = 1: accuracy | s = 1: Fréchet (floor) | {g}: accuracy | {g}: Fréchet (floor) | score |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for path in args.logs:
-        for row in rows(path):
+    for path, records in logs:
+        for row in rows(path, records):
             print(row)
 
 
