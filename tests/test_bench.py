@@ -61,7 +61,6 @@ def test_gpu_check_report_on_cpu(tmp_path):
 
 
 def test_gpu_check_reads_the_device_an_entry_point_reports():
-    sys.path.insert(0, str(REPO / "bench"))
     import gpu_probe
 
     assert gpu_probe.reported_device("sampling: 100%|###| 10/10\nwrote…\ndevice: cuda:0\n") == "cuda:0"

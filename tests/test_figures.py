@@ -114,9 +114,6 @@ def test_p3_report_command(tmp_path):
 
 def test_report_template_includes_every_table_and_refuses_a_missing_one(tmp_path, monkeypatch):
     """REPORT.md is the template with each include replaced by the file's text; a missing table stops it."""
-    import sys
-
-    sys.path.insert(0, str(REPO / "bench"))
     import render_report
 
     monkeypatch.setattr(render_report, "REPO", tmp_path)
@@ -129,9 +126,6 @@ def test_report_template_includes_every_table_and_refuses_a_missing_one(tmp_path
 
 def test_report_md_is_the_rendered_template():
     """The committed REPORT.md is exactly what bench/report.sh would write from the committed tables."""
-    import sys
-
-    sys.path.insert(0, str(REPO / "bench"))
     import render_report
 
     template = (REPO / "docs" / "report.md.in").read_text()
@@ -141,9 +135,7 @@ def test_report_md_is_the_rendered_template():
 def test_training_table_rows_and_column_title(tmp_path, capsys):
     """bench/p1_training.py: one row per logged evaluation, loss-only lines skipped, the guided setting named."""
     import json
-    import sys
 
-    sys.path.insert(0, str(REPO / "bench"))
     import p1_training
 
     log = tmp_path / "m.jsonl"
@@ -160,11 +152,7 @@ def test_training_table_rows_and_column_title(tmp_path, capsys):
 def test_training_table_title_from_the_logged_setting(tmp_path, capsys):
     """Without --guided the title is the setting the monitor logged; an unlabelled or mixed log is an error."""
     import json
-    import sys
 
-    import pytest
-
-    sys.path.insert(0, str(REPO / "bench"))
     import p1_training
 
     evaluation = {"eval_s1_accuracy": 0.8, "eval_s1_frechet": 6.0, "eval_s1_floor": 4.0, "eval_score": 0.9}

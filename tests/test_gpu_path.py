@@ -12,7 +12,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import REPO
 from hw2lib.ddim import DDIMSampler
 from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier
 from hw2lib.dpm_solver import DPMSolverPP2M
@@ -100,8 +99,6 @@ def test_p1_figures_on_meta_device(meta_copies_out):
 
 
 def test_p2_figures_and_gpu_memory_check_on_meta_device(meta_copies_out, monkeypatch):
-    import sys as _sys
-
     from p2 import figures
     from p2.figures import eta_grid, interpolation, lerp, slerp
     from p2.sample import course_sampler
@@ -117,7 +114,6 @@ def test_p2_figures_and_gpu_memory_check_on_meta_device(meta_copies_out, monkeyp
     assert len(rows) == 5 and rows[0].shape == (2, 3, 32, 32)
     for how in (slerp, lerp):
         assert interpolation(unet, noises[0], noises[1], how, META).shape == (11, 3, 32, 32)
-    _sys.path.insert(0, str(REPO / "bench"))
     import gpu_probe
 
     _, _, steps = gpu_probe.p2_memory_check(unet, noises, META, steps=2)
