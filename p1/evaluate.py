@@ -40,7 +40,7 @@ class RealData:
     reference: FrechetReference
     extractor: torch.nn.Module
     lenet_correct: torch.Tensor  # bool per half-A digit: the LeNet reads it correctly
-    lenet_confidence: torch.Tensor  # the LeNet's probability of each half-A digit's own class
+    lenet_margin: torch.Tensor  # each half-A digit's own-class logit minus the LeNet's largest other logit
 
     def references(self, counts: dict[int, int]) -> dict[str, float]:
         """The three reference distances for a generated set with these counts of each digit."""
@@ -48,7 +48,7 @@ class RealData:
         return {
             "floor": r.distance(r.real_sample(counts)),
             "lenet_correct": r.distance(r.real_sample(counts, eligible=self.lenet_correct)),
-            "lenet_surest": r.distance(r.real_sample(counts, rank=self.lenet_confidence)),
+            "lenet_surest": r.distance(r.real_sample(counts, rank=self.lenet_margin)),
         }
 
 
@@ -58,9 +58,21 @@ def load_real(mnistm_root: str | Path, lenet: LeNet, features_path: str | Path =
     images, labels = load_split(mnistm_root, "val")
     reference = FrechetReference(digit_features(extractor, images), labels)
     with torch.no_grad():
-        probs = map_batches(lambda x: lenet(x).softmax(1), images, 1000)[reference.floor_index]
+        logits = map_batches(lenet, images, 1000)[reference.floor_index]
     own = reference.floor_labels
-    return RealData(reference, extractor, probs.argmax(1) == own, probs[torch.arange(len(own)), own])
+    return RealData(reference, extractor, logits.argmax(1) == own, logit_margin(logits, own))
+
+
+def logit_margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """How sure a classifier is of each row's own class: its logit minus the largest other logit
+    (negative where it reads another class). Ranks digits where the softmax has saturated: hundreds of
+    MNIST-M digits get probability 1.0 in fp32, and which of them came first then depended on the torch
+    build's last bits."""
+    rows = torch.arange(len(labels))
+    own = logits[rows, labels]
+    others = logits.clone()
+    others[rows, labels] = float("-inf")
+    return own - others.max(1).values
 
 
 @dataclass

@@ -98,8 +98,8 @@ class FrechetReference:
         self, counts: dict[int, int], eligible: Optional[torch.Tensor] = None, rank: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
         """Features of half-A digits with the given count of each class: the first ones of a seeded
-        shuffle or, with ``rank`` (one value per half-A digit), the highest-ranked; ``eligible`` (a
-        bool per half-A digit) restricts the choice."""
+        shuffle or, with ``rank`` (one value per half-A digit), the highest-ranked (ties in index order);
+        ``eligible`` (a bool per half-A digit) restricts the choice."""
         gen = torch.Generator().manual_seed(self.seed + 1)
         picks = []
         for c, n in counts.items():
@@ -109,7 +109,11 @@ class FrechetReference:
             idx = mask.nonzero().squeeze(1)
             if n > len(idx):
                 raise ValueError(f"class {c}: {n} generated digits but only {len(idx)} real ones to compare with")
-            order = torch.randperm(len(idx), generator=gen) if rank is None else rank[idx].argsort(descending=True)
+            order = (
+                torch.randperm(len(idx), generator=gen)
+                if rank is None
+                else rank[idx].argsort(descending=True, stable=True)
+            )
             picks.append(idx[order[:n]])
         return self.floor_features[torch.cat(picks)]
 

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from p1.evaluate import logit_margin
 from p1.frechet import FrechetReference, frechet_distance, psd_sqrt, stratified_halves
 
 
@@ -71,3 +72,25 @@ def test_stratified_halves_split_every_class_evenly():
     assert len(set(a.tolist()) | set(b.tolist())) == 21 and not set(a.tolist()) & set(b.tolist())
     for c, n in ((0, 10), (1, 7), (2, 4)):
         assert (labels[a] == c).sum() == n // 2 and (labels[b] == c).sum() == n - n // 2
+
+
+def test_real_sample_by_rank_takes_each_class_highest_ranked_with_ties_in_index_order():
+    features = torch.arange(12, dtype=torch.float32)[:, None].repeat(1, 2)  # row i's features are (i, i)
+    labels = torch.tensor([0, 1] * 6)
+    reference = FrechetReference(features, labels)
+    half_a = reference.floor_index  # 3 digits of each class
+    rank = torch.zeros(len(half_a))
+    first0 = (reference.floor_labels == 0).nonzero().squeeze(1)
+    rank[first0[2]] = 5.0  # class 0: one clear winner, then a tie between the other two
+    picked = reference.real_sample({0: 2, 1: 1}, rank=rank)[:, 0].long()
+    first1 = half_a[reference.floor_labels == 1][0]
+    assert picked.tolist() == [int(half_a[first0[2]]), int(half_a[first0[0]]), int(first1)]
+
+
+def test_logit_margin_ranks_digits_whose_softmax_saturated():
+    logits = torch.tensor([[30.0, 0.0, 1.0], [25.0, 0.0, 0.0], [2.0, 5.0, 0.0]])
+    labels = torch.tensor([0, 0, 0])
+    probs = logits.softmax(1)
+    assert probs[0, 0] == probs[1, 0] == 1.0  # fp32 cannot tell the first two apart
+    assert logit_margin(logits, labels).tolist() == [29.0, 25.0, -3.0]
+    assert logit_margin(logits, torch.tensor([2, 1, 1])).tolist() == [-29.0, -25.0, 3.0]
