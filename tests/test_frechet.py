@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from p1.evaluate import logit_margin
+from p1.evaluate import DigitScores, RealData, logit_margin, report_lines
 from p1.frechet import FrechetReference, frechet_distance, psd_sqrt, stratified_halves
 
 
@@ -94,3 +94,36 @@ def test_logit_margin_ranks_digits_whose_softmax_saturated():
     assert probs[0, 0] == probs[1, 0] == 1.0  # fp32 cannot tell the first two apart
     assert logit_margin(logits, labels).tolist() == [29.0, 25.0, -3.0]
     assert logit_margin(logits, torch.tensor([2, 1, 1])).tolist() == [-29.0, -25.0, 3.0]
+
+
+def test_references_pick_the_eligible_and_the_surest_digits_and_print_beside_the_floor():
+    features, labels = real_like(40, seed=6)
+    reference = FrechetReference(features, labels)
+    half = reference.floor_labels  # 20 digits of each class
+    correct = torch.zeros(len(half), dtype=torch.bool)
+    margin = torch.arange(len(half), dtype=torch.float32)  # the later a half-A row, the surer the LeNet
+    surest, readable = [], []
+    for c in range(3):
+        idx = (half == c).nonzero().squeeze(1)
+        correct[idx[3:8]] = True  # exactly 5 readable digits per class: the pick has no choice left
+        readable.append(idx[3:8])
+        surest.append(idx[-5:])
+    real = RealData(reference, extractor=None, lenet_correct=correct, lenet_margin=margin)
+    refs = real.references({0: 5, 1: 5, 2: 5})
+    floor_rows = reference.floor_features
+    assert refs["lenet_correct"] == pytest.approx(reference.distance(floor_rows[torch.cat(readable)]), rel=1e-9)
+    assert refs["lenet_surest"] == pytest.approx(reference.distance(floor_rows[torch.cat(surest)]), rel=1e-9)
+    assert refs["floor"] == pytest.approx(reference.distance(reference.real_sample({0: 5, 1: 5, 2: 5})), rel=1e-9)
+    assert len({round(v, 6) for v in refs.values()}) == 3
+
+    fresh, fresh_labels = real_like(5, seed=7)
+    scores = DigitScores(0.5, {0: 1.0, 1: 0.5, 2: 0.0}, reference.score(fresh, fresh_labels), refs)
+    lines = report_lines(scores, 15)
+    assert lines[:2] == ["accuracy 0.5000 on 15 images", "per digit: 0: 1.000  1: 0.500  2: 0.000"]
+    assert lines[2].startswith(f"Fréchet distance {scores.frechet.overall.distance:.3f} (reference: 60 MNIST-M")
+    assert lines[3:6] == [
+        f"  real digits of the same count and mix (the floor): {refs['floor']:.3f}",
+        f"  real digits the grader's LeNet reads correctly:    {refs['lenet_correct']:.3f}",
+        f"  real digits the grader's LeNet is surest of:       {refs['lenet_surest']:.3f}",
+    ]
+    assert lines[6].startswith("per digit (floor): 0: ") and len(lines) == 7
