@@ -225,7 +225,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         )
 
     bar = tqdm(total=args.steps, initial=step, desc="p1 train", disable=not proc.is_main, dynamic_ncols=True)
-    started, running = time.time(), None
+    # elapsed_s in the log counts the training time of every sitting, not only this one's
+    started, running = time.time() - (resumed.get("elapsed_s", 0.0) if resumed else 0.0), None
     last_step = min(args.steps, step + args.stop_after) if args.stop_after else args.steps
     while step < last_step:
         loss = training_step(net, parts, schedule, images, labels, step, args, proc)
@@ -250,7 +251,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if record:
             append_metrics(out_dir, record)
         if step % args.save_every == 0 or step == last_step:
-            save_training_state(out_dir, parts.named(), config=config, schedule=schedule.config(), step=step, best=best)
+            save_training_state(
+                out_dir,
+                parts.named(),
+                config=config,
+                schedule=schedule.config(),
+                step=step,
+                best=best,
+                elapsed_s=round(time.time() - started, 1),
+            )
             save_checkpoint(inference_checkpoint(parts.ema, schedule, step), out_dir / "model.pt")
     bar.close()
     if proc.distributed:

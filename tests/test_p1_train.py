@@ -1,5 +1,6 @@
 """P1 training: the min-SNR loss, resuming bit for bit, one DDP step equal to one process."""
 
+import json
 import os
 import subprocess
 import sys
@@ -91,10 +92,14 @@ def test_resume_reproduces_the_next_step(mnistm, tmp_path):
     assert straight.returncode == 0, straight.stderr
     part = run_module("p1.train", *train_args(mnistm, tmp_path / "b", "--steps", "3", "--stop-after", "2"))
     assert part.returncode == 0 and load_last(tmp_path / "b")["step"] == 2, part.stderr
+    first_sitting = load_last(tmp_path / "b")["elapsed_s"]
     rest = run_module("p1.train", *train_args(mnistm, tmp_path / "b", "--steps", "3"))
     assert rest.returncode == 0 and "resumed" in rest.stdout, rest.stderr
     a, b = load_last(tmp_path / "a"), load_last(tmp_path / "b")
     assert a["step"] == b["step"] == 3
+    last_record = json.loads((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last_record["step"] == 3 and last_record["elapsed_s"] >= first_sitting > 0  # both sittings counted
+    assert b["elapsed_s"] >= last_record["elapsed_s"]
     for key in ("model", "ema"):
         for name, tensor in a[key].items():
             assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs after resuming"
