@@ -20,7 +20,10 @@ from pathlib import Path
 
 
 def evaluations(run: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    log = run / "metrics.jsonl"
+    if not log.is_file():
+        raise SystemExit(f"error: {run}: not a run folder (no metrics.jsonl in it)")
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     return [r for r in rows if "val_accuracy" in r]
 
 

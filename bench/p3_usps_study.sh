@@ -2,7 +2,8 @@
 # The USPS ablation of DANN+: the recipe of bench/p3_train_all.sh (seed 0) with one ingredient removed
 # at a time, two runs at a time, one thread each. Needs RUNS_DIR/usps_dann-plus-phase1_s0 from
 # bench/p3_train_all.sh (the refinement ablations start from it).
-# Then: python bench/p3_study.py RUNS_DIR/usps_dann-plus_s* RUNS_DIR/usps_ablate_* --spread usps_dann-plus_s
+# Then: python bench/p3_study.py RUNS_DIR/usps_dann-plus_s*/ RUNS_DIR/usps_ablate_*/ --spread usps_dann-plus_s
+#   (the trailing slashes leave out the runs' .log files)
 # Usage: bash bench/p3_usps_study.sh DIGITS_DIR RUNS_DIR   (DIGITS_DIR holds mnistm/ and usps/)
 set -euo pipefail
 if [ "$#" -ne 2 ]; then echo "usage: bash bench/p3_usps_study.sh DIGITS_DIR RUNS_DIR" >&2; exit 2; fi

@@ -171,3 +171,41 @@ def test_training_table_title_from_the_logged_setting(tmp_path, capsys):
         p1_training.main([str(labelled), str(bare)])
     with pytest.raises(SystemExit, match=r"different guided settings \(s = 4, φ = 1, t ≤ 499, s = 5, φ = 1\)"):
         p1_training.main([str(labelled), str(other)])
+
+
+def test_p3_study_table_spread_and_a_path_that_is_not_a_run(tmp_path):
+    """bench/p3_study.py: val selection, the train-split check and the label-free pick from a log."""
+    import json
+    import sys
+
+    from conftest import run
+
+    def write_run(name: str, evals: list[tuple[int, float, float, float]]) -> str:
+        folder = tmp_path / name
+        folder.mkdir()
+        lines = [{"step": 50, "loss": 0.5, "elapsed_s": 30.0}]  # a loss-only line: not an evaluation
+        for step, val, train, info in evals:
+            lines.append(
+                {"step": step, "val_accuracy": val, "target_train_accuracy": train, "information_score": info}
+                | {"elapsed_s": 60.0 * step / 100}
+            )
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+        return str(folder)
+
+    a = write_run("usps_x_s0", [(100, 0.90, 0.88, -1.0), (200, 0.95, 0.94, -1.5), (300, 0.95, 0.93, -2.0)])
+    b = write_run("usps_x_s1", [(100, 0.80, 0.79, -0.5), (200, 0.85, 0.84, -0.4)])
+    script = str(REPO / "bench" / "p3_study.py")
+    result = run([sys.executable, script, a, b, "--spread", "usps_x_s"])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[2] == "| usps_x_s0 | 95.00 % | 94.00 % | 200 | 95.00 % | 93.00 % | 300 | 3.0 |"  # first of equals
+    assert lines[3] == "| usps_x_s1 | 85.00 % | 84.00 % | 200 | 80.00 % | 79.00 % | 100 | 2.0 |"
+    assert lines[-3:] == [
+        "- val: 90.00 % / 85.00 % / 95.00 %",
+        "- train split: 89.00 % / 84.00 % / 94.00 %",
+        "- label-free pick, val: 87.50 % / 80.00 % / 95.00 %",
+    ]
+    (tmp_path / "usps_x_s2.log").write_text("a training's console output\n")
+    bad = run([sys.executable, script, a, str(tmp_path / "usps_x_s2.log")])
+    assert bad.returncode != 0 and bad.stdout == ""
+    assert bad.stderr.strip() == f"error: {tmp_path / 'usps_x_s2.log'}: not a run folder (no metrics.jsonl in it)"
