@@ -1,10 +1,11 @@
-"""What both trainers share: the EMA update, saving and resuming ``last.pt``, the metrics log, and
-starting from another run's weights."""
+"""What both trainers share: the EMA update, saving and resuming ``last.pt``, the training clock,
+the metrics log, and starting from another run's weights."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -29,8 +30,9 @@ def resume_training(
 
     The stored ``config`` must equal ``config`` (a run is never resumed into another model); each
     part loads the state_dict stored under its name. Metrics logged after the checkpoint's step are
-    dropped from ``metrics.jsonl`` (when ``log``). Returns the checkpoint (``step`` and the rest), or
-    ``None`` when there is nothing to resume.
+    dropped from ``metrics.jsonl`` (when ``log``) and the random generators continue from where the
+    saving process left them (dropout draws from them). Returns the checkpoint (``step`` and the
+    rest), or ``None`` when there is nothing to resume.
     """
     path = Path(out_dir) / "last.pt"
     if not path.exists():
@@ -40,9 +42,23 @@ def resume_training(
         raise UserError(f"{path}: was trained with another configuration; use a new --out-dir")
     for name, part in parts.items():
         part.load_state_dict(ckpt[name])
+    if "rng" in ckpt:
+        set_rng_state(ckpt["rng"])
     if log:
         drop_log_after(Path(out_dir) / "metrics.jsonl", ckpt["step"])
     return ckpt
+
+
+class TrainingClock:
+    """Seconds of training across every sitting of a run: a resumed run continues from the
+    ``elapsed_s`` its ``last.pt`` stored (0 for a fresh run or a checkpoint without one)."""
+
+    def __init__(self, resumed: Optional[Mapping[str, Any]] = None) -> None:
+        self.started = time.time() - (float(resumed.get("elapsed_s", 0.0)) if resumed else 0.0)
+
+    def elapsed(self) -> float:
+        """Training seconds so far, to 0.1 s (what ``metrics.jsonl`` and ``last.pt`` record as ``elapsed_s``)."""
+        return round(time.time() - self.started, 1)
 
 
 def init_from(model: nn.Module, path: str | os.PathLike, config: dict) -> dict:
@@ -60,7 +76,20 @@ def append_metrics(out_dir: str | os.PathLike, record: Mapping[str, Any]) -> Non
         log.write(json.dumps(dict(record)) + "\n")
 
 
+def rng_state() -> dict:
+    """The global CPU generator's state and every CUDA device's (an empty list without CUDA)."""
+    return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what ``rng_state`` returned (the CUDA part only where the same number of devices is here)."""
+    torch.set_rng_state(state["cpu"])
+    if torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def save_training_state(out_dir: str | os.PathLike, parts: Mapping[str, Any], **extra: Any) -> None:
-    """Write ``<out_dir>/last.pt``: every part's state_dict under its name, plus ``extra`` (config, step, …)."""
+    """Write ``<out_dir>/last.pt``: every part's state_dict under its name, the random generators'
+    states (``rng``), plus ``extra`` (config, step, …)."""
     state = {name: part.state_dict() for name, part in parts.items()}
-    save_checkpoint(state | extra, Path(out_dir) / "last.pt")
+    save_checkpoint(state | {"rng": rng_state()} | extra, Path(out_dir) / "last.pt")

@@ -20,7 +20,6 @@ import copy
 import json
 import math
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -35,7 +34,14 @@ from hw2lib.cli import UserError, pick_device, run_main, seed_everything
 from hw2lib.digits import load_split
 from hw2lib.images import uint8_to_signed
 from hw2lib.schedule import NoiseSchedule
-from hw2lib.training import append_metrics, ema_update, init_from, resume_training, save_training_state
+from hw2lib.training import (
+    TrainingClock,
+    append_metrics,
+    ema_update,
+    init_from,
+    resume_training,
+    save_training_state,
+)
 
 from .losses import diffusion_loss
 from .model import ConditionalUNet, UNetConfig
@@ -225,8 +231,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         )
 
     bar = tqdm(total=args.steps, initial=step, desc="p1 train", disable=not proc.is_main, dynamic_ncols=True)
-    # elapsed_s in the log counts the training time of every sitting, not only this one's
-    started, running = time.time() - (resumed.get("elapsed_s", 0.0) if resumed else 0.0), None
+    clock, running = TrainingClock(resumed), None  # elapsed_s counts every sitting, not only this one
     last_step = min(args.steps, step + args.stop_after) if args.stop_after else args.steps
     while step < last_step:
         loss = training_step(net, parts, schedule, images, labels, step, args, proc)
@@ -238,18 +243,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             continue
         record = {}
         if step % args.log_every == 0 or step == args.steps:
-            record = {
-                "step": step,
-                "loss": round(running, 5),
-                "lr": lr_at(step - 1, args),
-                "elapsed_s": round(time.time() - started, 1),
-            }
+            record = {"step": step, "loss": round(running, 5), "lr": lr_at(step - 1, args)}
         if monitor is not None and (step % args.eval_every == 0 or step == args.steps):
             evaluation, best = evaluate_and_keep_best(parts.ema, schedule, monitor, out_dir, step, best)
             record.update(step=step, **evaluation)
             bar.write(f"step {step}: {evaluation} (best score {best:.4f})")
+        elapsed = clock.elapsed()  # after the evaluation: one value for the log and last.pt
         if record:
-            append_metrics(out_dir, record)
+            append_metrics(out_dir, record | {"elapsed_s": elapsed})
         if step % args.save_every == 0 or step == last_step:
             save_training_state(
                 out_dir,
@@ -258,7 +259,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 schedule=schedule.config(),
                 step=step,
                 best=best,
-                elapsed_s=round(time.time() - started, 1),
+                elapsed_s=elapsed,
             )
             save_checkpoint(inference_checkpoint(parts.ema, schedule, step), out_dir / "model.pt")
     bar.close()

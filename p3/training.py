@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
@@ -26,7 +25,7 @@ from tqdm.auto import tqdm
 from hw2lib.checkpoints import save_checkpoint
 from hw2lib.digit_cnn import DigitClassifier, accuracy, penultimate_features
 from hw2lib.digits import load_split
-from hw2lib.training import append_metrics, resume_training, save_training_state
+from hw2lib.training import TrainingClock, append_metrics, resume_training, save_training_state
 
 from .pseudo_labels import information_score
 
@@ -53,6 +52,9 @@ def add_common_args(p: argparse.ArgumentParser, steps: int, lr: float) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="images per domain per step")
     p.add_argument("--lr", type=float, default=lr, help="μ0 of the annealed SGD learning rate")
     p.add_argument("--eval-every", type=int, default=250, help="evaluate on target val every N steps")
+    p.add_argument(
+        "--stop-after", type=int, help="stop this run after N steps (resume later; the schedules still span --steps)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for init, batches and augmentation")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, …")
 
@@ -87,9 +89,13 @@ class Run:
     target: str  # the target folder (its domain goes into best.pt)
     extra_state: Callable[[], dict] = dict  # more for last.pt (e.g. the current pseudo-labels)
 
+    def __post_init__(self) -> None:
+        self.clock = TrainingClock()
+
     def resume(self) -> tuple[int, float, Optional[dict]]:
-        """(step, best val accuracy, the resumed checkpoint or None)."""
+        """(step, best val accuracy, the resumed checkpoint or None); the clock continues the stored one."""
         resumed = resume_training(self.out_dir, self.parts, self.run_config)
+        self.clock = TrainingClock(resumed)
         if resumed:
             print(f"resumed from {self.out_dir / 'last.pt'} at step {resumed['step']}")
             return resumed["step"], resumed["best"], resumed
@@ -104,21 +110,23 @@ class Run:
         on_evaluation: Callable[[int, Evaluation], None] = lambda step, ev: None,
         data: Optional[TargetData] = None,
     ) -> float:
-        """Train from ``step`` to ``args.steps``; every ``--eval-every`` steps score ``shipped()``,
-        keep it as ``best.pt`` when its val accuracy is the best so far, and save ``last.pt``.
-        Logs every 50 steps and every evaluation to ``metrics.jsonl``. Returns the best accuracy."""
+        """Train from ``step`` to ``args.steps`` (or ``--stop-after`` steps more); every ``--eval-every``
+        steps score ``shipped()``, keep it as ``best.pt`` when its val accuracy is the best so far,
+        and save ``last.pt`` (also where the run stops). Logs every 50 steps and every evaluation to
+        ``metrics.jsonl``. Returns the best accuracy."""
         args = self.args
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
         bar = tqdm(total=args.steps, initial=step, desc=f"{Path(self.out_dir).name}", dynamic_ncols=True)
-        started = time.time()
-        while step < args.steps:
+        last_step = min(args.steps, step + args.stop_after) if args.stop_after else args.steps
+        while step < last_step:
             record = train_step(step)
             step += 1
-            record |= {"step": step, "elapsed_s": round(time.time() - started, 1)}
+            record["step"] = step
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.3f}", best=f"{best:.4f}")
-            if step % args.eval_every == 0 or step == args.steps:
+            evaluated = step % args.eval_every == 0 or step == args.steps
+            if evaluated:
                 ev = evaluate(shipped(), data)
                 on_evaluation(step, ev)
                 record.update(ev.scores)
@@ -126,14 +134,25 @@ class Run:
                 if acc > best:
                     best = acc
                     self.save_best(ev.model, step, acc)
-                save_training_state(
-                    self.out_dir, self.parts, **self.extra_state(), config=self.run_config, step=step, best=best
-                )
                 bar.write(f"step {step}: target val accuracy {acc:.4f} (best {best:.4f})")
-            if step % 50 == 0 or "val_accuracy" in record:
+            record["elapsed_s"] = self.clock.elapsed()  # after the evaluation: one value for the log and last.pt
+            if evaluated or step == last_step:
+                save_training_state(
+                    self.out_dir,
+                    self.parts,
+                    **self.extra_state(),
+                    config=self.run_config,
+                    step=step,
+                    best=best,
+                    elapsed_s=record["elapsed_s"],
+                )
+            if step % 50 == 0 or evaluated:
                 append_metrics(self.out_dir, record)
         bar.close()
-        print(f"best target val accuracy {best:.4f}: {self.out_dir / 'best.pt'}")
+        if step < args.steps:
+            print(f"stopped at step {step} of {args.steps} (run again to resume): {self.out_dir / 'last.pt'}")
+        else:
+            print(f"best target val accuracy {best:.4f}: {self.out_dir / 'best.pt'}")
         return best
 
     def save_best(self, model: DigitClassifier, step: int, acc: float) -> None:

@@ -90,6 +90,45 @@ def test_refinement_keeps_a_correct_model_correct_with_centroid_labels(bar_digit
     assert torch.load(out / "best.pt", weights_only=True)["trainer"] == "p3.refine"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("trainer", ["p3.train", "p3.refine"])
+def test_a_stopped_run_resumes_to_the_straight_runs_weights_log_and_clock(bar_digits, dann_run, tmp_path, trainer):
+    """Stopped between evaluations (step 25 of 40) and run again, a run ends with the straight run's
+    weights, optimiser and evaluations (dropout's generator and, for SHOT, the pseudo-labels of step 15
+    come back from last.pt); its elapsed_s counts both sittings."""
+    source, target = bar_digits
+    common = ("--target", target, "--steps", "40", "--batch-size", "16", "--eval-every", "20")
+    if trainer == "p3.train":
+        flags = ("--source", source, "--width", "8", *common)
+    else:
+        flags = ("--init-from", dann_run / "best.pt", "--relabel-every", "15", *common)
+    straight = run_module(trainer, *flags, "--out-dir", tmp_path / "a")
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    part = run_module(trainer, *flags, "--out-dir", tmp_path / "b", "--stop-after", "25")
+    assert part.returncode == 0 and "stopped at step 25 of 40" in part.stdout, part.stderr[-2000:]
+    first = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert first["step"] == 25 and first["elapsed_s"] > 0 and set(first["rng"]) == {"cpu", "cuda"}
+    rest = run_module(trainer, *flags, "--out-dir", tmp_path / "b")
+    assert rest.returncode == 0 and "at step 25" in rest.stdout, rest.stderr[-2000:]
+    a, b = (torch.load(tmp_path / run / "last.pt", weights_only=True) for run in "ab")
+    assert a["step"] == b["step"] == 40
+    for key in ("model", "teacher", "discriminator"):
+        for name, tensor in a.get(key, {}).items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs after resuming"
+    momenta = [s["momentum_buffer"] for s in a["optimizer"]["state"].values()]
+    assert momenta and all(
+        torch.equal(m, s["momentum_buffer"]) for m, s in zip(momenta, b["optimizer"]["state"].values())
+    )
+    if trainer == "p3.refine":
+        assert torch.equal(a["pseudo_labels"], b["pseudo_labels"])
+
+    def scores(run: str) -> list[dict]:
+        return [{k: v for k, v in e.items() if k != "elapsed_s"} for e in evaluations(tmp_path / run)]
+
+    assert scores("a") == scores("b") and [e["step"] for e in scores("b")] == [20, 40]
+    assert evaluations(tmp_path / "b")[-1]["elapsed_s"] == b["elapsed_s"] >= first["elapsed_s"]  # both sittings
+
+
 # ---------- test-time BN statistics (hw2_3.sh) and the self-training loss ----------
 
 
