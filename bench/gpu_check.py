@@ -23,7 +23,6 @@ format is tested where there is no GPU.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -50,6 +49,7 @@ from gpu_probe import (  # noqa: E402
     tame_face_unet,
 )
 
+from hw2lib.metrics_log import read_metrics  # noqa: E402
 from p1 import generate as p1_generate  # noqa: E402
 from p1 import train as p1_train  # noqa: E402
 from p1.classifier import load_lenet  # noqa: E402
@@ -191,8 +191,8 @@ def check_bash(args, device, out: Path) -> list[Row]:
 
 
 def last_logged_loss(run_dir: Path) -> float:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines() if (run_dir / "metrics.jsonl").exists() else []
-    losses = [json.loads(line)["loss"] for line in lines if "loss" in json.loads(line)]
+    log = run_dir / "metrics.jsonl"
+    losses = [r["loss"] for r in read_metrics(log, having="loss")] if log.exists() else []
     return losses[-1] if losses else float("nan")
 
 

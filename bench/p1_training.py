@@ -12,13 +12,11 @@ before the monitor recorded it need ``--guided`` (the sampling default of the co
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
-
-def evaluations(path: Path) -> list[dict]:
-    """The records of one metrics.jsonl that carry an evaluation."""
-    return [r for r in map(json.loads, path.read_text().splitlines()) if "eval_s1_accuracy" in r]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hw2lib.metrics_log import read_metrics
 
 
 def guided_title(logs: list[tuple[Path, list[dict]]], given: str | None) -> str:
@@ -52,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("logs", nargs="+", type=Path, help="metrics.jsonl files of p1.train runs")
     p.add_argument("--guided", help="the guided setting the runs evaluated (column title; default: from the logs)")
     args = p.parse_args(argv)
-    logs = [(path, evaluations(path)) for path in args.logs]
+    logs = [(path, read_metrics(path, having="eval_s1_accuracy")) for path in args.logs]
     g = guided_title(logs, args.guided)
     print(f"| log | step | s = 1: accuracy | s = 1: Fréchet (floor) | {g}: accuracy | {g}: Fréchet (floor) | score |")
     print("|---|---:|---:|---:|---:|---:|---:|")

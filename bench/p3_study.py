@@ -15,16 +15,18 @@ the runs whose folder name starts with PREFIX (e.g. the seeds of one recipe). Ma
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hw2lib.metrics_log import read_metrics
 
 
 def evaluations(run: Path) -> list[dict]:
     log = run / "metrics.jsonl"
     if not log.is_file():
         raise SystemExit(f"error: {run}: not a run folder (no metrics.jsonl in it)")
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return [r for r in rows if "val_accuracy" in r]
+    return read_metrics(log, having="val_accuracy")
 
 
 def summary(run: Path) -> dict:

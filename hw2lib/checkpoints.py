@@ -7,7 +7,6 @@ nothing). Models are rebuilt from ``config``, never from sizes restated in code.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -84,10 +83,3 @@ def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor], source: st
 def half_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """fp32 floating tensors → fp16 (other dtypes kept), for small inference checkpoints."""
     return {k: (v.half() if v.dtype == torch.float32 else v).clone() for k, v in state.items()}
-
-
-def drop_log_after(log: Path, step: int) -> None:
-    """On resume: forget JSON-lines metrics past ``step`` (written after the checkpoint we resume from)."""
-    if log.exists():
-        lines = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= step]
-        log.write_text("".join(line + "\n" for line in lines))

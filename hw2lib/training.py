@@ -1,9 +1,9 @@
-"""What both trainers share: the EMA update, saving and resuming ``last.pt``, the training clock,
-the metrics log, and starting from another run's weights."""
+"""What both trainers share: the EMA update, saving and resuming ``last.pt`` (random generators
+included), the training clock and starting from another run's weights. The metrics log is
+hw2lib/metrics_log.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -12,8 +12,9 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import nn
 
-from .checkpoints import drop_log_after, load_checkpoint, load_weights, save_checkpoint
+from .checkpoints import load_checkpoint, load_weights, save_checkpoint
 from .cli import UserError
+from .metrics_log import drop_log_after
 
 
 @torch.no_grad()
@@ -68,12 +69,6 @@ def init_from(model: nn.Module, path: str | os.PathLike, config: dict) -> dict:
         raise UserError(f"{path}: holds a model of another configuration ({ckpt['config']} vs {config})")
     load_weights(model, ckpt["model"], str(path))
     return ckpt
-
-
-def append_metrics(out_dir: str | os.PathLike, record: Mapping[str, Any]) -> None:
-    """Append one JSON line to ``<out_dir>/metrics.jsonl`` (the log every table is re-derived from)."""
-    with open(Path(out_dir) / "metrics.jsonl", "a") as log:
-        log.write(json.dumps(dict(record)) + "\n")
 
 
 def rng_state() -> dict:

@@ -33,15 +33,9 @@ from hw2lib.checkpoints import half_state_dict, save_checkpoint
 from hw2lib.cli import UserError, pick_device, run_main, seed_everything
 from hw2lib.digits import load_split
 from hw2lib.images import uint8_to_signed
+from hw2lib.metrics_log import append_metrics
 from hw2lib.schedule import NoiseSchedule
-from hw2lib.training import (
-    TrainingClock,
-    append_metrics,
-    ema_update,
-    init_from,
-    resume_training,
-    save_training_state,
-)
+from hw2lib.training import TrainingClock, ema_update, init_from, resume_training, save_training_state
 
 from .losses import diffusion_loss
 from .model import ConditionalUNet, UNetConfig

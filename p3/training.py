@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from hw2lib.checkpoints import save_checkpoint
 from hw2lib.digit_cnn import DigitClassifier, accuracy, penultimate_features
 from hw2lib.digits import load_split
-from hw2lib.training import TrainingClock, append_metrics, resume_training, save_training_state
+from hw2lib.metrics_log import append_metrics
+from hw2lib.training import TrainingClock, resume_training, save_training_state
 
 from .pseudo_labels import information_score
 
