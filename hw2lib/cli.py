@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import random
@@ -99,3 +100,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def require_positive(args: argparse.Namespace, *names: str) -> None:
+    """A UserError naming the first of ``names`` (argparse dests) that was given and is below 1:
+    step counts and intervals (``step % 0`` would end a run with a traceback)."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be ≥ 1 (got {value})")

@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from hw2lib.checkpoints import half_state_dict, save_checkpoint
-from hw2lib.cli import UserError, pick_device, run_main, seed_everything
+from hw2lib.cli import UserError, pick_device, require_positive, run_main, seed_everything
 from hw2lib.digits import load_split
 from hw2lib.images import uint8_to_signed
 from hw2lib.metrics_log import append_metrics
@@ -202,6 +202,9 @@ def build_monitor(args: argparse.Namespace) -> Optional[Monitor]:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
+    require_positive(
+        args, "steps", "batch_size", "save_every", "log_every", "eval_every", "eval_per_class", "stop_after", "limit"
+    )
     proc = setup_process(args.device)
     out_dir = Path(args.out_dir)
     seed_everything(args.seed)

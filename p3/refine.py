@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from hw2lib.cli import pick_device, run_main, seed_everything
+from hw2lib.cli import pick_device, require_positive, run_main, seed_everything
 from hw2lib.digit_cnn import DigitClassifier, adapt_batchnorm, load_digit_classifier, penultimate_features
 from hw2lib.images import uint8_to_signed
 from hw2lib.training import ema_update
@@ -101,6 +101,7 @@ class Refiner:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
+    require_positive(args, "steps", "batch_size", "eval_every", "stop_after", "relabel_every")
     seed_everything(args.seed)
     device = pick_device(args.device)
     target = load_target(args.target)

@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from hw2lib.cli import pick_device, run_main, seed_everything
+from hw2lib.cli import pick_device, require_positive, run_main, seed_everything
 from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier, adapt_batchnorm
 from hw2lib.digits import load_split
 from hw2lib.images import uint8_to_signed
@@ -115,6 +115,7 @@ class DANNStep:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
+    require_positive(args, "steps", "batch_size", "eval_every", "stop_after", "width")
     seed_everything(args.seed)
     device = pick_device(args.device)
     source, target = load_source(args.source), load_target(args.target)

@@ -159,3 +159,19 @@ def test_run_main_turns_an_unforeseen_os_error_into_one_line(capsys):
         run_main(main)
     assert stop.value.code == 2
     assert capsys.readouterr().err == "error: /x/loop: Too many levels of symbolic links\n"
+
+
+@pytest.mark.parametrize(
+    "module, flags, named",
+    [
+        ("p1.train", ("--data-root", "X", "--eval-every", "0"), "--eval-every must be ≥ 1 (got 0)"),
+        ("p1.train", ("--data-root", "X", "--stop-after", "-3"), "--stop-after must be ≥ 1 (got -3)"),
+        ("p3.train", ("--source", "X", "--target", "X", "--steps", "0"), "--steps must be ≥ 1 (got 0)"),
+        ("p3.refine", ("--init-from", "X", "--target", "X", "--relabel-every", "0"), "--relabel-every must be ≥ 1"),
+    ],
+)
+def test_trainers_refuse_step_counts_below_one_before_writing_anything(tmp_path, module, flags, named):
+    """``step % 0`` would end a run with a traceback, a negative --stop-after would stop at once."""
+    flags = [str(tmp_path / "data") if f == "X" else f for f in flags]
+    assert_user_error(run_module(module, *flags, "--out-dir", tmp_path / "run"), named)
+    assert list(tmp_path.iterdir()) == []
