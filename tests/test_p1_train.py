@@ -1,6 +1,5 @@
 """P1 training: the min-SNR loss, resuming bit for bit, one DDP step equal to one process."""
 
-import json
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from conftest import REPO, make_digit_dataset, run_module
 from hw2lib.cli import seed_everything
 from hw2lib.digits import load_split
 from hw2lib.images import uint8_to_signed
+from hw2lib.metrics_log import read_metrics
 from hw2lib.schedule import NoiseSchedule
 from p1 import train as p1_train
 from p1.losses import diffusion_loss, min_snr_weights, snr
@@ -97,7 +97,7 @@ def test_resume_reproduces_the_next_step(mnistm, tmp_path):
     assert rest.returncode == 0 and "resumed" in rest.stdout, rest.stderr
     a, b = load_last(tmp_path / "a"), load_last(tmp_path / "b")
     assert a["step"] == b["step"] == 3
-    last_record = json.loads((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[-1])
+    last_record = read_metrics(tmp_path / "b" / "metrics.jsonl")[-1]
     assert last_record["step"] == 3 and last_record["elapsed_s"] >= first_sitting > 0  # both sittings counted
     assert b["elapsed_s"] >= last_record["elapsed_s"]
     for key in ("model", "ema"):

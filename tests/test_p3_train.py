@@ -1,7 +1,6 @@
 """P3 training: the DANN trainer and the SHOT refinement on a trivially separable target, the
 self-training losses, test-time BN and the augmentations."""
 
-import json
 import math
 import shutil
 from pathlib import Path
@@ -13,6 +12,7 @@ from test_p3 import read_csv
 from conftest import make_digit_dataset, run_module
 from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier, adapt_batchnorm, label_images, predict_labels
 from hw2lib.digits import load_split, read_split_csv
+from hw2lib.metrics_log import read_metrics
 from p3.augment import random_polarity, random_thickness, source_view, target_view
 from p3.pseudo_labels import (
     centroid_labels,
@@ -25,7 +25,7 @@ from p3.pseudo_labels import (
 
 
 def evaluations(run_dir: Path) -> list[dict]:
-    return [e for e in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "val_accuracy" in e]
+    return read_metrics(run_dir / "metrics.jsonl", having="val_accuracy")
 
 
 @pytest.fixture(scope="module")
