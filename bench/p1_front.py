@@ -5,7 +5,11 @@
 One point per setting: x = the grader LeNet's accuracy, y = the Fréchet distance to MNIST-M val in
 our own classifier's features (lower is closer to real digits); the dashed line is the floor that
 real digits of the same count reach. The setting named by ``--shipped`` (its label as printed in the
-table) is marked. A later row with the same label replaces an earlier one.
+table) is marked. A later row with the same label and seed replaces an earlier one.
+
+The front is drawn from seed 0 (``hw2_1.sh``'s starting noise; rows logged before sweeps had seeds
+are seed 0). Settings also logged at other seeds (``p1_sweep.py --seeds``) get a second table, the
+seed spread: accuracy / distance at every seed, their mean and the lowest digit over all of them.
 """
 
 from __future__ import annotations
@@ -42,24 +46,26 @@ def shipped_label() -> str:
     return label(row | {"interval": list(c.interval) if c.interval else None})
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("log", nargs="+", help="JSON-lines files written by bench/p1_sweep.py --log")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--shipped", help="label of the setting to mark (default: hw2_1.sh's, from p1.sampling)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.shipped is None:
         args.shipped = shipped_label()
-    rows = {}
+    by_seed: dict = {}
     for path in args.log:
         for line in Path(path).read_text().splitlines():
             row = json.loads(line)
             if "frechet" in row:
-                rows[label(row)] = row
+                by_seed[(label(row), row.get("seed", 0))] = row
+    rows = {name: row for (name, seed), row in by_seed.items() if seed == 0}
     if not rows:
-        raise SystemExit(f"error: no rows with a Fréchet distance in {', '.join(args.log)}")
+        raise SystemExit(f"error: no seed-0 rows with a Fréchet distance in {', '.join(args.log)}")
     ordered = sorted(rows.items(), key=lambda kv: (kv[1]["frechet"], -kv[1]["accuracy"]))
     print_table(ordered, args.shipped)
+    print_spread([name for name, _ in ordered], by_seed, args.shipped)
     draw(ordered, rows, args.shipped, args.out)
 
 
@@ -72,6 +78,26 @@ def print_table(ordered: list, shipped: str) -> None:
             f"| {mark}{name}{mark} | {100 * r['accuracy']:.1f} % | {r['worst_digit']}: {100 * r['worst_accuracy']:.0f} % "
             f"| {r['frechet']:.2f} | {r['frechet_floor']:.2f} | {r['seconds']:.0f} |"
         )
+
+
+def print_spread(names: list, by_seed: dict, shipped: str) -> None:
+    """The seed-spread table: every setting (in the front's order) that was drawn from more than seed 0."""
+    spread = {n: {s: r for (m, s), r in by_seed.items() if m == n} for n in names}
+    spread = {n: runs for n, runs in spread.items() if len(runs) > 1}
+    if not spread:
+        return
+    seeds = sorted({s for runs in spread.values() for s in runs})
+    print("\nSeed spread (accuracy / Fréchet distance; seed 0 chose the front, the others check it):\n")
+    print("| setting | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | lowest digit |")
+    print("|---|" + "---:|" * (len(seeds) + 2))
+    for name, runs in spread.items():
+        mark = "**" if name == shipped else ""
+        cells = [f"{100 * runs[s]['accuracy']:.1f} % / {runs[s]['frechet']:.2f}" if s in runs else "" for s in seeds]
+        accuracy = sum(r["accuracy"] for r in runs.values()) / len(runs)
+        frechet = sum(r["frechet"] for r in runs.values()) / len(runs)
+        low = min(runs.values(), key=lambda r: r["worst_accuracy"])
+        lowest = f"{low['worst_digit']}: {100 * low['worst_accuracy']:.0f} % (seed {low.get('seed', 0)})"
+        print(f"| {mark}{name}{mark} | {' | '.join(cells)} | {100 * accuracy:.2f} % / {frechet:.2f} | {lowest} |")
 
 
 def draw(ordered: list, rows: dict, shipped: str, out: str) -> None:

@@ -3,11 +3,13 @@
     python bench/p1_sweep.py --classifier ../shared/evaluator/Classifier.pth --real hw2_data/digits/mnistm \
         --solvers dpm++2m --steps 10 --guidance 1 3 5 --rescale 1 --intervals all 0:600 --log runs/p1_front.jsonl
 
-For every combination it draws ``--per-class`` digits per class with the checkpoint (seed 0, as
-hw2_1.sh) and prints the grader-LeNet accuracy, the worst digit, the Fréchet distance to MNIST-M
-val with its floor (``--real``; p1/evaluate.py) and the wall time, as a Markdown table; ``--log``
-appends every row as JSON (``bench/p1_front.py`` draws the front from it). An interval ``LO:HI``
-applies guidance only at timesteps LO ≤ t ≤ HI (``all``: every step).
+For every combination it draws ``--per-class`` digits per class with the checkpoint, from each of
+``--seeds`` (seed 0 is hw2_1.sh's), and prints the grader-LeNet accuracy, the worst digit, the
+Fréchet distance to MNIST-M val with its floor (``--real``; p1/evaluate.py) and the wall time, as a
+Markdown table; ``--log`` appends every row as JSON (``bench/p1_front.py`` draws the front from it).
+An interval ``LO:HI`` applies guidance only at timesteps LO ≤ t ≤ HI (``all``: every step). The
+front is chosen at seed 0; ``--seeds 1 2 …`` then checks the chosen settings on starting noises the
+choice never saw (``bench/p1_front.py`` prints them as the seed spread).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def interval(text: str):
     return (lo, hi)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="P1 checkpoint")
     p.add_argument("--classifier", required=True, help="the grader's LeNet (Classifier.pth)")
@@ -49,29 +51,32 @@ def main() -> None:
     p.add_argument("--real", help="course-layout MNIST-M folder: also report the Fréchet distance to its val split")
     p.add_argument("--log", help="append every row as a JSON line to this file")
     p.add_argument("--per-class", type=int, default=100, help="digits per class per setting")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="starting-noise seeds (0: hw2_1.sh's)")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, …")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     device = pick_device(args.device)
     model, schedule = load_model(args.checkpoint, device)
     lenet = load_lenet(args.classifier)
     real = load_real(args.real, lenet) if args.real else None
     print(f"{10 * args.per_class} digits per setting, threads={torch.get_num_threads()}, device={device}\n")
-    print("| solver | steps | guidance | rescale | interval | accuracy | worst digit | Fréchet (floor) | seconds |")
-    print("|---|---:|---:|---:|---|---:|---:|---:|---:|")
-    for solver, steps, scale, phi, window in itertools.product(
-        args.solvers, args.steps, args.guidance, args.rescale, args.intervals
+    print(
+        "| solver | steps | guidance | rescale | interval | seed | accuracy | worst digit | Fréchet (floor) | seconds |"
+    )
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+    for solver, steps, scale, phi, window, seed in itertools.product(
+        args.solvers, args.steps, args.guidance, args.rescale, args.intervals, args.seeds
     ):
         if scale == 1.0 and (phi != args.rescale[0] or window != args.intervals[0]):
             continue  # no guidance: rescale and interval change nothing
         config = SamplingConfig(solver=solver, steps=steps, guidance=scale, rescale=phi, interval=window)
         started = time.time()
-        x, labels = draw_digits(model, schedule, args.per_class, 0, config)
+        x, labels = draw_digits(model, schedule, args.per_class, seed, config)
         seconds = time.time() - started
         scores = score_digits(signed_to_uint8(x).permute(0, 3, 1, 2), labels, lenet, real)
         worst = min(scores.per_digit, key=scores.per_digit.get)
         row = {"checkpoint": Path(args.checkpoint).name, "solver": solver, "grid": "trailing", "steps": steps}
-        row |= {"guidance": scale, "rescale": phi, "interval": list(window) if window else None}
+        row |= {"guidance": scale, "rescale": phi, "interval": list(window) if window else None, "seed": seed}
         row |= {"digits": len(labels), "accuracy": scores.accuracy, "worst_digit": worst}
         row |= {"worst_accuracy": scores.per_digit[worst], "seconds": round(seconds, 1)}
         frechet = ""
@@ -81,7 +86,7 @@ def main() -> None:
             frechet = f"{scores.frechet.overall.distance:.2f} ({scores.frechet.overall.floor:.2f})"
         shown = f"{window[0]}–{window[1]}" if window else "all"
         print(
-            f"| {solver} | {steps} | {scale:g} | {phi:g} | {shown} | {100 * scores.accuracy:.2f}% "
+            f"| {solver} | {steps} | {scale:g} | {phi:g} | {shown} | {seed} | {100 * scores.accuracy:.2f}% "
             f"| {worst}: {100 * scores.per_digit[worst]:.0f}% | {frechet} | {seconds:.1f} |",
             flush=True,
         )

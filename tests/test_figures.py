@@ -209,3 +209,73 @@ def test_p3_study_table_spread_and_a_path_that_is_not_a_run(tmp_path):
     bad = run([sys.executable, script, a, str(tmp_path / "usps_x_s2.log")])
     assert bad.returncode != 0 and bad.stdout == ""
     assert bad.stderr.strip() == f"error: {tmp_path / 'usps_x_s2.log'}: not a run folder (no metrics.jsonl in it)"
+
+
+def front_row(guidance: float, interval, accuracy: float, worst: tuple, frechet: float, **extra) -> dict:
+    row = {"solver": "dpm++2m", "steps": 10, "guidance": guidance, "rescale": 1.0, "interval": interval}
+    row |= {"accuracy": accuracy, "worst_digit": worst[0], "worst_accuracy": worst[1], "frechet": frechet}
+    return row | {"frechet_floor": 2.15, "seconds": 26.0} | extra
+
+
+def test_front_is_drawn_at_seed_0_and_other_seeds_make_the_spread_table(tmp_path, capsys):
+    """bench/p1_front.py: rows of other seeds never replace seed 0's; the spread table has their mean and low."""
+    import json
+
+    import p1_front
+
+    guided = "dpm++2m 10 s=3 φ=1 t∈[0,499]"
+    rows = [
+        front_row(3.0, [0, 499], 0.995, (8, 0.98), 5.27),  # logged before sweeps had seeds: seed 0
+        front_row(1.0, None, 0.874, (5, 0.79), 2.83, seed=0),
+        front_row(3.0, [0, 499], 0.997, (8, 0.98), 4.93, seed=1),
+        front_row(3.0, [0, 499], 0.993, (7, 0.97), 5.18, seed=2),
+    ]
+    log = tmp_path / "front.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    p1_front.main([str(log), "--out", str(tmp_path / "front.png"), "--shipped", guided])
+    out = capsys.readouterr().out.splitlines()
+    assert out[2:4] == [
+        "| dpm++2m 10 s=1 | 87.4 % | 5: 79 % | 2.83 | 2.15 | 26 |",
+        f"| **{guided}** | 99.5 % | 8: 98 % | 5.27 | 2.15 | 26 |",
+    ]
+    assert out[7:] == [
+        "| setting | seed 0 | seed 1 | seed 2 | mean | lowest digit |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| **{guided}** | 99.5 % / 5.27 | 99.7 % / 4.93 | 99.3 % / 5.18 | 99.50 % / 5.13 | 7: 97 % (seed 2) |",
+    ]
+    assert (tmp_path / "front.png").stat().st_size > 0
+    log.write_text(json.dumps(rows[2]) + "\n")
+    with pytest.raises(SystemExit, match="no seed-0 rows"):
+        p1_front.main([str(log), "--out", str(tmp_path / "other.png"), "--shipped", guided])
+
+
+def test_sweep_draws_and_logs_every_seed(tmp_path, monkeypatch, capsys):
+    """bench/p1_sweep.py --seeds: each seed reaches the sampler, and each row is logged with its seed."""
+    import json
+
+    import p1_sweep
+
+    from p1.evaluate import DigitScores
+
+    drawn = []
+
+    def draw_digits(model, schedule, per_class, seed, config):
+        drawn.append((seed, config.guidance))
+        return torch.zeros(10 * per_class, 3, 28, 28), torch.arange(10).repeat_interleave(per_class)
+
+    def score_digits(images, labels, lenet, real):
+        accuracy = 0.9 + drawn[-1][0] / 100  # a score that tells the seeds apart
+        return DigitScores(accuracy, {d: accuracy for d in range(10)})
+
+    monkeypatch.setattr(p1_sweep, "load_model", lambda path, device: (None, None))
+    monkeypatch.setattr(p1_sweep, "load_lenet", lambda path: None)
+    monkeypatch.setattr(p1_sweep, "draw_digits", draw_digits)
+    monkeypatch.setattr(p1_sweep, "score_digits", score_digits)
+    log = tmp_path / "sweep.jsonl"
+    p1_sweep.main(["--classifier", "c.pth", "--guidance", "1", "3", "--seeds", "0", "2", "--per-class", "1"])
+    p1_sweep.main(["--classifier", "c.pth", "--guidance", "3", "--per-class", "1", "--log", str(log)])
+    assert drawn == [(0, 1.0), (2, 1.0), (0, 3.0), (2, 3.0), (0, 3.0)]
+    table = capsys.readouterr().out.splitlines()
+    assert table[5].startswith("| dpm++2m | 10 | 1 | 1 | all | 2 | 92.00% | 0: 92% |")
+    logged = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["seed"], r["guidance"], r["accuracy"]) for r in logged] == [(0, 3.0, 0.9)]
