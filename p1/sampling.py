@@ -98,7 +98,7 @@ SOLVERS = ("ddim", "dpm++2m")
 class SamplingConfig:
     solver: str = "dpm++2m"  # "ddim" (η below) or "dpm++2m" (DPM-Solver++(2M), deterministic)
     steps: int = 10  # network evaluations (chosen by measurement: README "P1 results", bench/p1_sweep.py)
-    guidance: float = 4.0  # classifier-free guidance scale s (1 = no guidance)
+    guidance: float = 3.0  # classifier-free guidance scale s (1 = no guidance; chosen on the front, docs/p1-studies.md)
     rescale: float = 1.0  # guidance rescale φ: the guided x0 gets the conditional x0's contrast (docs/p1-studies.md)
     interval: Optional[tuple[int, int]] = (0, 499)  # guide only at lo ≤ t ≤ hi (None: every step; docs/p1-studies.md)
     trailing: bool = (
@@ -108,7 +108,7 @@ class SamplingConfig:
     batch_size: int = 100  # digits per forward pass (×2 with guidance); measured fastest on a 2-core CPU
 
     def guidance_label(self) -> str:
-        """The guidance part of this setting in words, e.g. ``s = 4, φ = 1, t ≤ 499`` (table titles, logs)."""
+        """The guidance part of this setting in words, e.g. ``s = 3, φ = 1, t ≤ 499`` (table titles, logs)."""
         label = f"s = {self.guidance:g}, φ = {self.rescale:g}"
         if self.interval is not None:
             lo, hi = self.interval

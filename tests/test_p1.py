@@ -238,7 +238,7 @@ def test_bad_inputs(tmp_path, tiny_checkpoint):
 
 
 def test_guidance_label_names_scale_rescale_and_interval():
-    assert SamplingConfig().guidance_label() == "s = 4, φ = 1, t ≤ 499"
+    assert SamplingConfig().guidance_label() == "s = 3, φ = 1, t ≤ 499"
     assert (
         SamplingConfig(guidance=2.5, rescale=0.7, interval=(200, 499)).guidance_label()
         == "s = 2.5, φ = 0.7, 200 ≤ t ≤ 499"
