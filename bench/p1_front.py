@@ -29,6 +29,7 @@ ZOOM_FROM = 0.98  # the right panel: the settings that compete for the default
 
 def label(row: dict) -> str:
     auto = f" a={row['autoguidance']:g}" if row.get("autoguidance", 1) != 1 else ""
+    auto += f" weak={Path(row['weak']).stem}" if auto and row.get("weak") else ""
     auto += f" φ={row['rescale']:g}" if row.get("rescale", 0) and row["guidance"] != 1 else ""
     extra = f" ×{row['oversample']:g}" if row.get("oversample", 1) > 1 else ""
     window = row.get("interval")

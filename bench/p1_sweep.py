@@ -10,6 +10,11 @@ Markdown table; ``--log`` appends every row as JSON (``bench/p1_front.py`` draws
 An interval ``LO:HI`` applies guidance only at timesteps LO ≤ t ≤ HI (``all``: every step). The
 front is chosen at seed 0; ``--seeds 1 2 …`` then checks the chosen settings on starting noises the
 choice never saw (``bench/p1_front.py`` prints them as the seed spread).
+
+``--weak CKPT --autoguidance A …`` adds autoguidance (Karras et al. 2024, "Guiding a diffusion model
+with a bad version of itself"): the conditional prediction is pushed away from a weaker model's,
+eps = eps_weak + a · (eps − eps_weak), at every step; classifier-free guidance, when s > 1, then
+works on that prediction. It is a study, not a shipped setting: it needs a second network.
 """
 
 from __future__ import annotations
@@ -32,6 +37,25 @@ from p1.evaluate import load_real, score_digits
 from p1.sampling import DEFAULT_CHECKPOINT, SOLVERS, SamplingConfig, draw_digits, load_model
 
 
+class AutoGuided(torch.nn.Module):
+    """``model(x, t, y)`` with the labelled rows autoguided by ``weak``: eps_weak + a · (eps − eps_weak).
+    Rows with the "no class" label stay the strong model's own, so classifier-free guidance on top
+    (p1.sampling.ClassifierFreeGuidance, which asks for both in one batch) keeps its unconditional branch."""
+
+    def __init__(self, model: torch.nn.Module, weak: torch.nn.Module, weight: float):
+        super().__init__()
+        self.model, self.weak, self.weight = model, weak, weight
+        self.null_label = model.null_label
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        eps = self.model(x, t, y)
+        rows = (y != self.null_label).nonzero().flatten()
+        if len(rows):
+            eps_weak = self.weak(x[rows], t[rows], y[rows])
+            eps = eps.index_copy(0, rows, eps_weak + self.weight * (eps[rows] - eps_weak))
+        return eps
+
+
 def interval(text: str):
     if text == "all":
         return None
@@ -52,30 +76,39 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log", help="append every row as a JSON line to this file")
     p.add_argument("--per-class", type=int, default=100, help="digits per class per setting")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="starting-noise seeds (0: hw2_1.sh's)")
+    p.add_argument("--weak", help="a weaker P1 checkpoint (e.g. an earlier release's) for --autoguidance")
+    p.add_argument("--autoguidance", type=float, nargs="+", default=[1.0], help="autoguidance weights a (1 = off)")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, …")
     args = p.parse_args(argv)
+    if args.weak is None and any(a != 1.0 for a in args.autoguidance):
+        p.error("--autoguidance other than 1 needs --weak")
 
     device = pick_device(args.device)
     model, schedule = load_model(args.checkpoint, device)
+    weak = load_model(args.weak, device)[0] if args.weak else None
     lenet = load_lenet(args.classifier)
     real = load_real(args.real, lenet) if args.real else None
     print(f"{10 * args.per_class} digits per setting, threads={torch.get_num_threads()}, device={device}\n")
     print(
-        "| solver | steps | guidance | rescale | interval | seed | accuracy | worst digit | Fréchet (floor) | seconds |"
+        "| solver | steps | guidance | autoguidance | rescale | interval | seed | accuracy | worst digit "
+        "| Fréchet (floor) | seconds |"
     )
-    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
-    for solver, steps, scale, phi, window, seed in itertools.product(
-        args.solvers, args.steps, args.guidance, args.rescale, args.intervals, args.seeds
+    print("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+    for solver, steps, scale, auto, phi, window, seed in itertools.product(
+        args.solvers, args.steps, args.guidance, args.autoguidance, args.rescale, args.intervals, args.seeds
     ):
         if scale == 1.0 and (phi != args.rescale[0] or window != args.intervals[0]):
             continue  # no guidance: rescale and interval change nothing
         config = SamplingConfig(solver=solver, steps=steps, guidance=scale, rescale=phi, interval=window)
         started = time.time()
-        x, labels = draw_digits(model, schedule, args.per_class, seed, config)
+        net = model if auto == 1.0 else AutoGuided(model, weak, auto)
+        x, labels = draw_digits(net, schedule, args.per_class, seed, config)
         seconds = time.time() - started
         scores = score_digits(signed_to_uint8(x).permute(0, 3, 1, 2), labels, lenet, real)
         worst = min(scores.per_digit, key=scores.per_digit.get)
         row = {"checkpoint": Path(args.checkpoint).name, "solver": solver, "grid": "trailing", "steps": steps}
+        if auto != 1.0:
+            row |= {"autoguidance": auto, "weak": Path(args.weak).name}
         row |= {"guidance": scale, "rescale": phi, "interval": list(window) if window else None, "seed": seed}
         row |= {"digits": len(labels), "accuracy": scores.accuracy, "worst_digit": worst}
         row |= {"worst_accuracy": scores.per_digit[worst], "seconds": round(seconds, 1)}
@@ -86,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
             frechet = f"{scores.frechet.overall.distance:.2f} ({scores.frechet.overall.floor:.2f})"
         shown = f"{window[0]}–{window[1]}" if window else "all"
         print(
-            f"| {solver} | {steps} | {scale:g} | {phi:g} | {shown} | {seed} | {100 * scores.accuracy:.2f}% "
+            f"| {solver} | {steps} | {scale:g} | {auto:g} | {phi:g} | {shown} | {seed} | {100 * scores.accuracy:.2f}% "
             f"| {worst}: {100 * scores.per_digit[worst]:.0f}% | {frechet} | {seconds:.1f} |",
             flush=True,
         )
