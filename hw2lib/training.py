@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 from torch import nn
@@ -24,12 +24,24 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         e.lerp_(p, 1.0 - decay)
 
 
+Canonical = Callable[[dict], dict]  # a stored config in today's form (fields added since filled with their defaults)
+
+
+def _same(saved: dict, config: dict, canonical: Optional[Canonical]) -> bool:
+    return (canonical(saved) if canonical else saved) == config
+
+
 def resume_training(
-    out_dir: str | os.PathLike, parts: Mapping[str, Any], config: dict, log: bool = True
+    out_dir: str | os.PathLike,
+    parts: Mapping[str, Any],
+    config: dict,
+    log: bool = True,
+    canonical: Optional[Canonical] = None,
 ) -> Optional[dict]:
     """Restore ``parts`` (name → module or optimiser) from ``<out_dir>/last.pt`` when it exists.
 
-    The stored ``config`` must equal ``config`` (a run is never resumed into another model); each
+    The stored ``config`` (through ``canonical`` when given) must equal ``config`` (a run is never
+    resumed into another model); each
     part loads the state_dict stored under its name. Metrics logged after the checkpoint's step are
     dropped from ``metrics.jsonl`` (when ``log``) and the random generators continue from where the
     saving process left them (dropout draws from them). Returns the checkpoint (``step`` and the
@@ -39,7 +51,7 @@ def resume_training(
     if not path.exists():
         return None
     ckpt = load_checkpoint(path, required=("config", "step", *parts))
-    if ckpt["config"] != config:
+    if not _same(ckpt["config"], config, canonical):
         raise UserError(f"{path}: was trained with another configuration; use a new --out-dir")
     for name, part in parts.items():
         part.load_state_dict(ckpt[name])
@@ -62,10 +74,11 @@ class TrainingClock:
         return round(time.time() - self.started, 1)
 
 
-def init_from(model: nn.Module, path: str | os.PathLike, config: dict) -> dict:
-    """Load an inference checkpoint's weights into ``model`` (same ``config`` required); returns the checkpoint."""
+def init_from(model: nn.Module, path: str | os.PathLike, config: dict, canonical: Optional[Canonical] = None) -> dict:
+    """Load an inference checkpoint's weights into ``model`` (same ``config`` required, the stored one
+    through ``canonical`` when given); returns the checkpoint."""
     ckpt = load_checkpoint(path, required=("model", "config"))
-    if ckpt["config"] != config:
+    if not _same(ckpt["config"], config, canonical):
         raise UserError(f"{path}: holds a model of another configuration ({ckpt['config']} vs {config})")
     load_weights(model, ckpt["model"], str(path))
     return ckpt

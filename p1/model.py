@@ -28,6 +28,7 @@ class UNetConfig:
     channels: tuple = (64, 128)  # width per resolution level, highest resolution first
     blocks_per_level: int = 1  # residual blocks per level on the way down (+1 on the way up)
     attention_levels: tuple = (1,)  # levels with self-attention after each block
+    mid_blocks: int = 2  # residual blocks at the lowest resolution, self-attention after every other one
     num_classes: int = 10  # digits; label `num_classes` is the "no class" token
     dropout: float = 0.0  # dropout inside residual blocks
     groups: int = 16  # GroupNorm groups
@@ -132,7 +133,7 @@ class ConditionalUNet(nn.Module):
                 self.down.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
                 skip_channels.append(ch)
         self.mid = nn.ModuleList(
-            [ResAttnBlock(ch, ch, emb_dim, config, True), ResAttnBlock(ch, ch, emb_dim, config, False)]
+            [ResAttnBlock(ch, ch, emb_dim, config, attention=i % 2 == 0) for i in range(config.mid_blocks)]
         )
 
         self.up = nn.ModuleList()

@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--channels", type=int, nargs="+", default=list(d.channels), help="UNet width per level")
     p.add_argument("--blocks-per-level", type=int, default=d.blocks_per_level, help="residual blocks per level")
+    p.add_argument("--mid-blocks", type=int, default=d.mid_blocks, help="residual blocks at the lowest resolution")
     p.add_argument("--seed", type=int, default=0, help="seed for init, data order and noise")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1, …")
     p.add_argument("--save-every", type=int, default=250, help="write last.pt and model.pt every N steps")
@@ -160,11 +161,19 @@ class Parts:
         return {"model": self.model, "ema": self.ema, "optimizer": self.optimizer}
 
 
+def canonical_config(saved: dict) -> dict:
+    """A stored UNet config in today's form (checkpoints written before ``mid_blocks`` existed hold 2)."""
+    return UNetConfig.from_dict(saved).to_dict()
+
+
 def build(args: argparse.Namespace, device: torch.device) -> Parts:
     """A fresh model (or one initialised from ``--init-from``), its EMA copy and AdamW."""
-    model = ConditionalUNet(UNetConfig(channels=tuple(args.channels), blocks_per_level=args.blocks_per_level))
+    config = UNetConfig(
+        channels=tuple(args.channels), blocks_per_level=args.blocks_per_level, mid_blocks=args.mid_blocks
+    )
+    model = ConditionalUNet(config)
     if args.init_from:
-        init_from(model, args.init_from, model.config.to_dict())
+        init_from(model, args.init_from, config.to_dict(), canonical=canonical_config)
     model.to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
@@ -203,7 +212,16 @@ def build_monitor(args: argparse.Namespace) -> Optional[Monitor]:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     require_positive(
-        args, "steps", "batch_size", "save_every", "log_every", "eval_every", "eval_per_class", "stop_after", "limit"
+        args,
+        "steps",
+        "batch_size",
+        "mid_blocks",
+        "save_every",
+        "log_every",
+        "eval_every",
+        "eval_per_class",
+        "stop_after",
+        "limit",
     )
     proc = setup_process(args.device)
     out_dir = Path(args.out_dir)
@@ -215,7 +233,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         )
     schedule, parts = NoiseSchedule(), build(args, proc.device)
     config = parts.model.config.to_dict()
-    resumed = resume_training(out_dir, parts.named(), config, log=proc.is_main)
+    resumed = resume_training(out_dir, parts.named(), config, log=proc.is_main, canonical=canonical_config)
     step, best = (resumed["step"], resumed.get("best", -1e9)) if resumed else (0, -1e9)
     net = DistributedDataParallel(parts.model) if proc.distributed else parts.model
     monitor = build_monitor(args) if proc.is_main else None
