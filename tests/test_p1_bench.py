@@ -135,3 +135,46 @@ def test_sweep_logs_autoguidance_and_refuses_it_without_a_weak_model(tmp_path, m
     with pytest.raises(SystemExit):
         p1_sweep.main(flags + ["--autoguidance", "2"])
     assert capsys.readouterr().err.strip().endswith("error: --autoguidance other than 1 needs --weak")
+
+
+def test_average_is_the_fp32_mean_and_refuses_another_model(tmp_path):
+    """bench/p1_average.py: the mean of known weights, written in fp16, naming its inputs; one error line otherwise."""
+    import sys
+
+    from conftest import REPO, assert_user_error, run
+    from hw2lib.checkpoints import save_checkpoint
+    from p1.model import UNetConfig
+
+    def run_script_file(*args):
+        return run([sys.executable, REPO / "bench" / "p1_average.py", *args])
+
+    old = UNetConfig(channels=(16, 32)).to_dict()
+    del old["mid_blocks"]  # as releases before it stored: averaged into today's form
+    paths, schedule = [], {"num_timesteps": 1000}
+    for i, value in enumerate([1.0, 2.0, 4.5]):
+        weights = {"w": torch.full((2,), value).half(), "n": torch.tensor([3])}
+        save_checkpoint(
+            {"model": weights, "step": value, "config": old, "schedule": schedule},
+            tmp_path / f"{i}.pt",
+        )
+        paths.append(str(tmp_path / f"{i}.pt"))
+    result = run_script_file(tmp_path / "avg.pt", *paths)
+    assert result.returncode == 0, result.stderr
+    merged = torch.load(tmp_path / "avg.pt", weights_only=True)
+    assert merged["model"]["w"].dtype == torch.float16 and merged["model"]["w"].tolist() == [2.5, 2.5]
+    assert merged["step"] == 4.5 and merged["averaged_from"] == paths
+    assert merged["config"] == UNetConfig(channels=(16, 32)).to_dict()
+    save_checkpoint(
+        {
+            "model": {"w": torch.ones(2).half()},
+            "config": UNetConfig(channels=(16, 64)).to_dict(),
+            "schedule": {"num_timesteps": 1000},
+        },
+        tmp_path / "other.pt",
+    )
+    refused = run_script_file(tmp_path / "bad.pt", paths[0], tmp_path / "other.pt")
+    assert_user_error(refused, "other.pt", "another model")
+    assert_user_error(run_script_file(tmp_path / "bad.pt", paths[0]), "two or more")
+    save_checkpoint({"model": {}, "config": {"width": 3}, "schedule": schedule}, tmp_path / "alien.pt")
+    assert_user_error(run_script_file(tmp_path / "bad.pt", paths[0], tmp_path / "alien.pt"), "alien.pt", "not describe")
+    assert not (tmp_path / "bad.pt").exists()
