@@ -41,8 +41,7 @@ def resume_training(
     """Restore ``parts`` (name → module or optimiser) from ``<out_dir>/last.pt`` when it exists.
 
     The stored ``config`` (through ``canonical`` when given) must equal ``config`` (a run is never
-    resumed into another model); each
-    part loads the state_dict stored under its name. Metrics logged after the checkpoint's step are
+    resumed into another model); each part loads the state_dict stored under its name. Metrics logged after the checkpoint's step are
     dropped from ``metrics.jsonl`` (when ``log``) and the random generators continue from where the
     saving process left them (dropout draws from them). Returns the checkpoint (``step`` and the
     rest), or ``None`` when there is nothing to resume.

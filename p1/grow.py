@@ -23,6 +23,7 @@ from hw2lib.cli import UserError, run_main
 from hw2lib.files import check_writable_file
 
 from .model import ConditionalUNet, UNetConfig
+from .sampling import load_model
 
 
 def deepen(model: ConditionalUNet, mid_blocks: int, seed: int = 0) -> ConditionalUNet:
@@ -53,8 +54,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     out = check_writable_file(args.out, "the grown checkpoint")
     ckpt = load_checkpoint(args.source, required=("model", "config", "schedule"))
-    model = ConditionalUNet(UNetConfig.from_dict(ckpt["config"]))
-    model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()}, strict=True)
+    model, _ = load_model(args.source, torch.device("cpu"))  # one error line for what is not a P1 model
     deeper = deepen(model, args.mid_blocks, args.seed)
     grown = {k: v for k, v in ckpt.items() if k in ("schedule", "step")}
     grown |= {"model": half_state_dict(deeper.state_dict()), "config": deeper.config.to_dict()}

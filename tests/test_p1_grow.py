@@ -133,10 +133,13 @@ def test_grow_cli_writes_a_checkpoint_that_samples_and_trains_on(source_checkpoi
         (["MISSING.pt", "OUT.pt", "--mid-blocks", "4"], "MISSING.pt"),
         (["SOURCE", "OUT.pt", "--mid-blocks", "1"], "fewer than the model's 2"),
         (["SOURCE", "/", "--mid-blocks", "4"], "is a directory"),
+        (["ALIEN", "OUT.pt", "--mid-blocks", "4"], "does not describe a P1 model"),
     ],
 )
 def test_grow_bad_inputs_fail_in_one_line_and_write_nothing(source_checkpoint, tmp_path, args, fragment):
-    args = [str(source_checkpoint) if a == "SOURCE" else a for a in args]
+    alien = tmp_path / "alien.pt"  # another problem's checkpoint: a config p1 cannot build
+    save_checkpoint({"model": {}, "config": {"width": 3}, "schedule": {}}, alien)
+    args = [str(source_checkpoint) if a == "SOURCE" else str(alien) if a == "ALIEN" else a for a in args]
     args = [str(tmp_path / a) if a.endswith(".pt") and a != str(source_checkpoint) else a for a in args]
     assert_user_error(run_module("p1.grow", *args), fragment)
     assert not (tmp_path / "OUT.pt").exists()
