@@ -18,12 +18,13 @@ from typing import Optional, Sequence
 
 import torch
 
-from hw2lib.checkpoints import half_state_dict, load_checkpoint, save_checkpoint
+from hw2lib.checkpoints import load_checkpoint, save_checkpoint
 from hw2lib.cli import UserError, run_main
 from hw2lib.files import check_writable_file
 
 from .model import ConditionalUNet, UNetConfig
 from .sampling import load_model
+from .train import inference_checkpoint
 
 
 def deepen(model: ConditionalUNet, mid_blocks: int, seed: int = 0) -> ConditionalUNet:
@@ -53,13 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     out = check_writable_file(args.out, "the grown checkpoint")
-    ckpt = load_checkpoint(args.source, required=("model", "config", "schedule"))
-    model, _ = load_model(args.source, torch.device("cpu"))  # one error line for what is not a P1 model
+    model, schedule = load_model(args.source, torch.device("cpu"))  # one error line for what is not a P1 model
+    step = load_checkpoint(args.source).get("step")
+    grown_from = {"config": model.config.to_dict(), "step": step}
     deeper = deepen(model, args.mid_blocks, args.seed)
-    grown = {k: v for k, v in ckpt.items() if k in ("schedule", "step")}
-    grown |= {"model": half_state_dict(deeper.state_dict()), "config": deeper.config.to_dict()}
-    grown["grown_from"] = {"config": model.config.to_dict(), "step": ckpt.get("step")}
-    save_checkpoint(grown, out)
+    save_checkpoint(inference_checkpoint(deeper, schedule, step, grown_from=grown_from), out)
     print(f"{args.source} → {out}: {model.config.mid_blocks} → {args.mid_blocks} middle blocks")
 
 
