@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
 
     device = pick_device(args.device)
     model, schedule = load_model(args.checkpoint, device)
-    weak = load_model(args.weak, device)[0] if args.weak else None
+    autoguided = any(a != 1.0 for a in args.autoguidance)
+    weak = load_model(args.weak, device)[0] if autoguided else None  # no a other than 1: --weak is never run
     lenet = load_lenet(args.classifier)
     real = load_real(args.real, lenet) if args.real else None
     print(f"{10 * args.per_class} digits per setting, threads={torch.get_num_threads()}, device={device}\n")

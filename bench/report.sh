@@ -15,7 +15,9 @@ bash "$HERE/hw2_1.sh" "$DIGITS_TMP/p1" > /dev/null
 python3 -m p1.evaluate "$DIGITS_TMP/p1" --classifier "$CLASSIFIER" --real "$DATA/digits/mnistm" > "$OUT/p1/evaluation.txt"
 # the accuracy–distance front of the shipped model, from its logged sweep (bench/p1_sweep.py --log re-measures it)
 python3 "$HERE/bench/p1_front.py" "$HERE/p1/checkpoints/front.jsonl" --out "$OUT/p1/front.png" > "$OUT/p1/front.md"
-python3 "$HERE/bench/p1_training.py" "$HERE/p1/checkpoints/ddpm_mnistm.stage9.metrics.jsonl" > "$OUT/p1/training.md"
+# the training curve of the shipped model's last stage: the highest-numbered ddpm_mnistm.stageN log
+STAGE_LOG="$(ls -v "$HERE"/p1/checkpoints/ddpm_mnistm.stage*.metrics.jsonl | tail -n 1)"
+python3 "$HERE/bench/p1_training.py" "$STAGE_LOG" > "$OUT/p1/training.md"
 if [ -f "$DATA/face/UNet.pt" ] && [ -d "$DATA/face/noise" ]; then
   python3 -m p2.figures --noise-dir "$DATA/face/noise" --unet "$DATA/face/UNet.pt" --out "$OUT/p2"
 else

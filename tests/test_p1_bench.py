@@ -76,6 +76,29 @@ def test_sweep_draws_and_logs_every_seed(tmp_path, monkeypatch, capsys):
     assert [(r["seed"], r["guidance"], r["accuracy"]) for r in logged] == [(0, 3.0, 0.9)]
 
 
+def test_sweep_loads_weak_model_only_when_autoguiding(monkeypatch):
+    """bench/p1_sweep.py --weak with every --autoguidance 1 never runs the weak model, so never loads it."""
+    import p1_sweep
+
+    from p1.evaluate import DigitScores
+
+    loaded = []
+
+    def load_model(path, device):
+        loaded.append(path)
+        return ConstantEps(0.0), None
+
+    monkeypatch.setattr(p1_sweep, "load_model", load_model)
+    monkeypatch.setattr(p1_sweep, "load_lenet", lambda path: None)
+    monkeypatch.setattr(p1_sweep, "draw_digits", lambda *a: (torch.zeros(10, 3, 28, 28), torch.arange(10)))
+    monkeypatch.setattr(p1_sweep, "score_digits", lambda *a: DigitScores(1.0, {0: 1.0}))
+    common = ["--checkpoint", "strong.pt", "--classifier", "c.pth", "--guidance", "1", "--per-class", "1"]
+    p1_sweep.main([*common, "--weak", "weak.pt"])
+    assert loaded == ["strong.pt"]
+    p1_sweep.main([*common, "--weak", "weak.pt", "--autoguidance", "1", "2"])
+    assert loaded == ["strong.pt", "strong.pt", "weak.pt"]
+
+
 class ConstantEps(torch.nn.Module):
     """ε = ``value`` + the label (so every row's source can be read off), on a parameter for its device."""
 
