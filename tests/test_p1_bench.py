@@ -44,6 +44,20 @@ def test_front_is_drawn_at_seed_0_and_other_seeds_make_the_spread_table(tmp_path
         p1_front.main([str(log), "--out", str(tmp_path / "other.png"), "--shipped", guided])
 
 
+def test_spread_table_names_every_seed_tied_at_the_lowest_digit():
+    """bench/p1_front.py: the lowest digit names all the seeds (and digits) that reach it, not the first one."""
+    import p1_front
+
+    def run(digit, accuracy):
+        return {"worst_digit": digit, "worst_accuracy": accuracy}
+
+    assert p1_front.lowest({0: run(8, 0.98), 2: run(7, 0.97)}) == "7: 97 % (seed 2)"
+    assert p1_front.lowest({4: run(8, 0.98), 1: run(8, 0.98), 0: run(5, 0.99)}) == "8: 98 % (seeds 1, 4)"
+    assert (
+        p1_front.lowest({4: run(8, 0.97), 2: run(9, 0.97), 3: run(8, 0.97)}) == "9: 97 % (seed 2), 8: 97 % (seeds 3, 4)"
+    )
+
+
 def test_sweep_draws_and_logs_every_seed(tmp_path, monkeypatch, capsys):
     """bench/p1_sweep.py --seeds: each seed reaches the sampler, and each row is logged with its seed."""
     import json
