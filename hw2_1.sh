@@ -6,4 +6,4 @@ if [ "$#" -ne 1 ]; then
   exit 2
 fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" exec python3 -m p1.generate -- "$1"
+exec python3 "$HERE/hw2lib/launch.py" p1.generate -- "$1"

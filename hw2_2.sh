@@ -6,4 +6,4 @@ if [ "$#" -ne 3 ]; then
   exit 2
 fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" exec python3 -m p2.sample -- "$1" "$2" "$3"
+exec python3 "$HERE/hw2lib/launch.py" p2.sample -- "$1" "$2" "$3"

@@ -6,4 +6,4 @@ if [ "$#" -ne 2 ]; then
   exit 2
 fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" exec python3 -m p3.predict -- "$1" "$2"
+exec python3 "$HERE/hw2lib/launch.py" p3.predict -- "$1" "$2"

@@ -2,4 +2,4 @@
 # Verify every checkpoint in checkpoints.json; fetch (atomically) any that is missing or damaged.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}" exec python3 -m hw2lib.download "$@"
+exec python3 "$HERE/hw2lib/launch.py" hw2lib.download "$@"

@@ -108,6 +108,37 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.parametrize(
+    "script, args, code",
+    [
+        ("hw2_1.sh", ["afile"], 2),
+        ("hw2_2.sh", ["missing", "out", "missing.pt"], 2),
+        ("hw2_3.sh", ["missing", "out.csv"], 2),
+        ("hw2_download.sh", ["--help"], 0),
+    ],
+)
+def test_scripts_run_their_own_checkout_from_inside_another(tmp_path, script, args, code):
+    # a decoy checkout as the working directory: ``python -m`` would import its packages first
+    for package in ("p1", "p2", "p3", "hw2lib"):
+        (tmp_path / package).mkdir()
+        for name in ("__init__.py", "generate.py", "sample.py", "predict.py", "download.py"):
+            (tmp_path / package / name).write_text("raise SystemExit('decoy imported')\n")
+    (tmp_path / "afile").write_text("")
+    result = subprocess.run(
+        ["bash", str(REPO / script), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    assert "decoy" not in result.stdout + result.stderr
+    assert result.returncode == code, result.stderr
+    if code:
+        assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1, result.stderr
+    else:
+        assert result.stdout.startswith("usage: ")
+
+
 @pytest.mark.slow
 def test_p3_reads_the_domain_from_the_resolved_path(tmp_path, tiny_checkpoint):
     folder = make_digit_dataset(tmp_path / "usps", n=5, seed=0, mode="L", splits=("test",)) / "data"
