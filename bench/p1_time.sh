@@ -8,7 +8,7 @@ if [ "$#" -lt 1 ] || [ "$#" -gt 2 ]; then echo "usage: bash bench/p1_time.sh OTH
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OTHER="$(cd "$1" && pwd)"; ROUNDS="${2:-2}"
 WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
-cd /  # python -m puts the working directory first on sys.path: run each checkout from a neutral place
+cd /  # releases before hw2lib/launch.py ran python -m, which puts the working directory first on sys.path
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; $(python3 -c 'import torch; print("torch", torch.__version__)')"
 echo "| round | this checkout (s) | $(basename "$OTHER") (s) |"
 echo "|---:|---:|---:|"
