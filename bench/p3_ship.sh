@@ -7,7 +7,7 @@ if [ "$#" -ne 1 ]; then echo "usage: bash bench/p3_ship.sh RUNS_DIR" >&2; exit 2
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 R="$1"
 best_seed() {  # run-name prefix → the run folder whose best.pt has the highest val accuracy
-  PYTHONPATH="$HERE" python3 - "$R" "$1" <<'PY'
+  python3 - "$R" "$1" <<'PY'
 import sys, torch
 from pathlib import Path
 runs = sorted(Path(sys.argv[1]).glob(sys.argv[2] + "*/best.pt"))

@@ -10,7 +10,7 @@ set -euo pipefail
 if [ "$#" -lt 2 ] || [ "$#" -gt 3 ]; then echo "usage: bash bench/p3_train_all.sh DIGITS_DIR RUNS_DIR [usps|svhn]" >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 D="$1"; R="$2"; WHICH="${3:-both}"
-py() { PYTHONPATH="$HERE" python3 -m "$@"; }
+py() { python3 "$HERE/hw2lib/launch.py" "$@"; }  # this checkout's modules, wherever it runs from
 
 usps() {
   # DANN+ = DANN (grayscale, per-image standardised input, per-domain BN, geometric and polarity

@@ -15,13 +15,13 @@ if [ ! -f "$R/usps_dann-plus-phase1_s0/best.pt" ]; then
 fi
 refine() {  # name, init run, then the flags that differ from the recipe's refinement
   local name="$1" init="$2"; shift 2
-  OMP_NUM_THREADS=1 PYTHONPATH="$HERE" python3 -m p3.refine --init-from "$R/$init/best.pt" --target "$D/usps" \
+  OMP_NUM_THREADS=1 python3 "$HERE/hw2lib/launch.py" p3.refine --init-from "$R/$init/best.pt" --target "$D/usps" \
     --out-dir "$R/$name" --steps 2000 --eval-every 100 --seed 0 "$@" > "$R/$name.log" 2>&1
   echo "done: $name"
 }
 export -f refine
 no_adversary() {  # the first step without its domain loss (source-only with the same input handling), then refined
-  OMP_NUM_THREADS=1 PYTHONPATH="$HERE" python3 -m p3.train --source "$D/mnistm" --target "$D/usps" \
+  OMP_NUM_THREADS=1 python3 "$HERE/hw2lib/launch.py" p3.train --source "$D/mnistm" --target "$D/usps" \
     --out-dir "$R/usps_ablate_no-adversary-phase1" --steps 500 --normalize image --per-domain-bn --augment 0 \
     --eval-every 100 --seed 0 --domain-weight 0 > "$R/usps_ablate_no-adversary-phase1.log" 2>&1
   refine usps_ablate_no-adversary usps_ablate_no-adversary-phase1

@@ -7,23 +7,24 @@ set -euo pipefail
 if [ "$#" -lt 1 ] || [ "$#" -gt 2 ]; then echo "usage: bash bench/report.sh HW2_DATA [CLASSIFIER_PTH]" >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="$1"; CLASSIFIER="${2:-$HERE/../shared/evaluator/Classifier.pth}"; OUT="$HERE/figures"
-export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
-python3 -m p1.figures --out "$OUT/p1"
+export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"  # for the bench/*.py scripts
+py() { python3 "$HERE/hw2lib/launch.py" "$@"; }  # this checkout's modules, wherever it runs from
+py p1.figures --out "$OUT/p1"
 # P1: what hw2_1.sh writes, scored as the grader does, with the distance to real digits and its references
 DIGITS_TMP="$(mktemp -d)"; trap 'rm -rf "$DIGITS_TMP"' EXIT
 bash "$HERE/hw2_1.sh" "$DIGITS_TMP/p1" > /dev/null
-python3 -m p1.evaluate "$DIGITS_TMP/p1" --classifier "$CLASSIFIER" --real "$DATA/digits/mnistm" > "$OUT/p1/evaluation.txt"
+py p1.evaluate "$DIGITS_TMP/p1" --classifier "$CLASSIFIER" --real "$DATA/digits/mnistm" > "$OUT/p1/evaluation.txt"
 # the accuracy–distance front of the shipped model, from its logged sweep (bench/p1_sweep.py --log re-measures it)
 python3 "$HERE/bench/p1_front.py" "$HERE/p1/checkpoints/front.jsonl" --out "$OUT/p1/front.png" > "$OUT/p1/front.md"
 # the training curve of the shipped model's last stage: the highest-numbered ddpm_mnistm.stageN log
 STAGE_LOG="$(ls -v "$HERE"/p1/checkpoints/ddpm_mnistm.stage*.metrics.jsonl | tail -n 1)"
 python3 "$HERE/bench/p1_training.py" "$STAGE_LOG" > "$OUT/p1/training.md"
 if [ -f "$DATA/face/UNet.pt" ] && [ -d "$DATA/face/noise" ]; then
-  python3 -m p2.figures --noise-dir "$DATA/face/noise" --unet "$DATA/face/UNet.pt" --out "$OUT/p2"
+  py p2.figures --noise-dir "$DATA/face/noise" --unet "$DATA/face/UNet.pt" --out "$OUT/p2"
 else
   echo "P2 figures skipped: $DATA/face/UNet.pt or $DATA/face/noise not found"
 fi
-python3 -m p3.report --digits "$DATA/digits" --out "$OUT/p3" --train-split-check
+py p3.report --digits "$DATA/digits" --out "$OUT/p3" --train-split-check
 python3 "$HERE/bench/p3_study.py" "$HERE"/p3/checkpoints/logs/usps_dann-plus_s* --spread usps_dann-plus_s > "$OUT/p3/seeds.md"
 python3 "$HERE/bench/render_report.py" "$HERE/docs/report.md.in" "$HERE/REPORT.md"
 echo "wrote $OUT/ and REPORT.md"

@@ -139,6 +139,23 @@ def test_scripts_run_their_own_checkout_from_inside_another(tmp_path, script, ar
         assert result.stdout.startswith("usage: ")
 
 
+def test_no_shell_script_starts_our_modules_with_python_m():
+    # ``python -m`` puts the working directory first on sys.path (the trap the test above runs into);
+    # every shell script of the repo starts p1/p2/p3/hw2lib modules through hw2lib/launch.py instead
+    import re
+
+    scripts = sorted([*REPO.glob("hw2_*.sh"), *(REPO / "bench").glob("*.sh")])
+    assert {"hw2_1.sh", "report.sh", "p3_train_all.sh", "p3_usps_study.sh"} <= {p.name for p in scripts}
+    trap = re.compile(r"python3?\s+-m\s+[\"']?((p1|p2|p3|hw2lib|bench)\b|\$)")  # or a module in a variable
+    offenders = [
+        f"{p.relative_to(REPO)}:{i}"
+        for p in scripts
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if trap.search(line) and not line.lstrip().startswith("#")
+    ]
+    assert offenders == []
+
+
 @pytest.mark.slow
 def test_p3_reads_the_domain_from_the_resolved_path(tmp_path, tiny_checkpoint):
     folder = make_digit_dataset(tmp_path / "usps", n=5, seed=0, mode="L", splits=("test",)) / "data"
