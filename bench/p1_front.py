@@ -34,7 +34,8 @@ def label(row: dict) -> str:
     extra = f" ×{row['oversample']:g}" if row.get("oversample", 1) > 1 else ""
     window = row.get("interval")
     extra += f" t∈[{window[0]},{window[1]}]" if window and row["guidance"] != 1 else ""
-    return f"{row['solver']} {row['steps']} s={row['guidance']:g}{auto}{extra}"
+    solver = f"{row['solver']} η={row['eta']:g}" if row.get("eta", 0) else row["solver"]
+    return f"{solver} {row['steps']} s={row['guidance']:g}{auto}{extra}"
 
 
 def shipped_label() -> str:

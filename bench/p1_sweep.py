@@ -9,7 +9,9 @@ Fréchet distance to MNIST-M val with its floor (``--real``; p1/evaluate.py) and
 Markdown table; ``--log`` appends every row as JSON (``bench/p1_front.py`` draws the front from it).
 An interval ``LO:HI`` applies guidance only at timesteps LO ≤ t ≤ HI (``all``: every step). The
 front is chosen at seed 0; ``--seeds 1 2 …`` then checks the chosen settings on starting noises the
-choice never saw (``bench/p1_front.py`` prints them as the seed spread).
+choice never saw (``bench/p1_front.py`` prints them as the seed spread). ``--solvers ddim --etas …``
+tries stochastic DDIM (η > 0: fresh noise at every step, drawn from a generator seeded with the row's
+seed, so a row repeats); rows with η other than 0 are logged with it.
 
 ``--weak CKPT --autoguidance A …`` adds autoguidance (Karras et al. 2024, "Guiding a diffusion model
 with a bad version of itself"): the conditional prediction is pushed away from a weaker model's,
@@ -69,6 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--classifier", required=True, help="the grader's LeNet (Classifier.pth)")
     p.add_argument("--solvers", nargs="+", choices=SOLVERS, default=["dpm++2m"], help="samplers to try")
     p.add_argument("--steps", type=int, nargs="+", default=[10], help="step counts to try")
+    p.add_argument(
+        "--etas", type=float, nargs="+", default=[0.0], help="DDIM η values (0: deterministic; others skip dpm++2m)"
+    )
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 3.0, 5.0], help="guidance scales to try")
     p.add_argument("--rescale", type=float, nargs="+", default=[SamplingConfig.rescale], help="rescale φ values")
     p.add_argument("--intervals", type=interval, nargs="+", default=[None], help="guidance intervals LO:HI or all")
@@ -95,19 +100,25 @@ def main(argv: list[str] | None = None) -> None:
         "| Fréchet (floor) | seconds |"
     )
     print("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
-    for solver, steps, scale, auto, phi, window, seed in itertools.product(
-        args.solvers, args.steps, args.guidance, args.autoguidance, args.rescale, args.intervals, args.seeds
+    for solver, steps, eta, scale, auto, phi, window, seed in itertools.product(
+        args.solvers, args.steps, args.etas, args.guidance, args.autoguidance, args.rescale, args.intervals, args.seeds
     ):
         if scale == 1.0 and (phi != args.rescale[0] or window != args.intervals[0]):
             continue  # no guidance: rescale and interval change nothing
-        config = SamplingConfig(solver=solver, steps=steps, guidance=scale, rescale=phi, interval=window)
+        if eta != 0.0 and solver != "ddim":
+            continue  # η is DDIM's; DPM-Solver++(2M) is deterministic
+        config = SamplingConfig(solver=solver, steps=steps, eta=eta, guidance=scale, rescale=phi, interval=window)
         started = time.time()
         net = model if auto == 1.0 else AutoGuided(model, weak, auto)
-        x, labels = draw_digits(net, schedule, args.per_class, seed, config)
+        # a stochastic sampler's noise comes from the row's seed too, so every row repeats
+        noise = torch.Generator().manual_seed(seed) if eta != 0.0 else None
+        x, labels = draw_digits(net, schedule, args.per_class, seed, config, generator=noise)
         seconds = time.time() - started
         scores = score_digits(signed_to_uint8(x).permute(0, 3, 1, 2), labels, lenet, real)
         worst = min(scores.per_digit, key=scores.per_digit.get)
         row = {"checkpoint": Path(args.checkpoint).name, "solver": solver, "grid": "trailing", "steps": steps}
+        if eta != 0.0:
+            row |= {"eta": eta}
         if auto != 1.0:
             row |= {"autoguidance": auto, "weak": Path(args.weak).name}
         row |= {"guidance": scale, "rescale": phi, "interval": list(window) if window else None, "seed": seed}
@@ -119,8 +130,9 @@ def main(argv: list[str] | None = None) -> None:
             row |= {f"frechet_{k}": v for k, v in scores.references.items() if k != "floor"}
             frechet = f"{scores.frechet.overall.distance:.2f} ({scores.frechet.overall.floor:.2f})"
         shown = f"{window[0]}–{window[1]}" if window else "all"
+        shown_solver = f"{solver} η={eta:g}" if eta != 0.0 else solver
         print(
-            f"| {solver} | {steps} | {scale:g} | {auto:g} | {phi:g} | {shown} | {seed} | {100 * scores.accuracy:.2f}% "
+            f"| {shown_solver} | {steps} | {scale:g} | {auto:g} | {phi:g} | {shown} | {seed} | {100 * scores.accuracy:.2f}% "
             f"| {worst}: {100 * scores.per_digit[worst]:.0f}% | {frechet} | {seconds:.1f} |",
             flush=True,
         )

@@ -188,11 +188,13 @@ def draw_digits(
     seed: int,
     config: SamplingConfig,
     progress: bool = False,
+    generator: Optional[torch.Generator] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``per_class`` digits of each class 0–9, digit-major, from ``initial_noise(10 · per_class, seed)``:
-    (images in [−1, 1], labels)."""
+    (images in [−1, 1], labels). ``generator`` feeds a stochastic sampler (DDIM with η > 0) its noise."""
     labels = class_labels(per_class)
-    return generate(model, schedule, labels, initial_noise(len(labels), seed), config, progress=progress), labels
+    x_T = initial_noise(len(labels), seed)
+    return generate(model, schedule, labels, x_T, config, generator=generator, progress=progress), labels
 
 
 # The flags every P1 sampling command (hw2_1.sh, figures, sweep) shares.

@@ -16,6 +16,7 @@ from p1.sampling import (
     SOLVERS,
     ClassifierFreeGuidance,
     SamplingConfig,
+    draw_digits,
     generate,
     initial_noise,
 )
@@ -130,6 +131,9 @@ def test_sampling_is_deterministic_and_batch_independent():
     c2 = generate(model, schedule, labels, noise, ddpm_like, generator=torch.Generator().manual_seed(1))
     c3 = generate(model, schedule, labels, noise, ddpm_like, generator=torch.Generator().manual_seed(2))
     assert torch.equal(c1, c2) and not torch.equal(c1, c3)
+    # draw_digits hands its generator to the sampler: the same digits as generate() from the same noise
+    d1, d_labels = draw_digits(model, schedule, 2, 3, ddpm_like, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(d_labels, labels) and torch.equal(d1, c1)
     for solver in SOLVERS:  # each solver on its own: deterministic, and not the other one
         config = SamplingConfig(solver=solver, steps=5)
         assert torch.equal(

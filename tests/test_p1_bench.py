@@ -68,7 +68,7 @@ def test_sweep_draws_and_logs_every_seed(tmp_path, monkeypatch, capsys):
 
     drawn = []
 
-    def draw_digits(model, schedule, per_class, seed, config):
+    def draw_digits(model, schedule, per_class, seed, config, generator=None):
         drawn.append((seed, config.guidance))
         return torch.zeros(10 * per_class, 3, 28, 28), torch.arange(10).repeat_interleave(per_class)
 
@@ -90,6 +90,46 @@ def test_sweep_draws_and_logs_every_seed(tmp_path, monkeypatch, capsys):
     assert [(r["seed"], r["guidance"], r["accuracy"]) for r in logged] == [(0, 3.0, 0.9)]
 
 
+def test_sweep_eta_axis_is_ddim_only_seeded_by_the_row_and_logged(tmp_path, monkeypatch, capsys):
+    """bench/p1_sweep.py --etas: η ≠ 0 runs DDIM only, with a generator seeded by the row's seed (so the
+    row repeats), and its rows carry η in the table and the log; η = 0 rows are as before (no generator)."""
+    import json
+
+    import p1_sweep
+
+    from p1.evaluate import DigitScores
+
+    drawn = []
+
+    def draw_digits(model, schedule, per_class, seed, config, generator=None):
+        drawn.append((config.solver, config.eta, seed, None if generator is None else generator.initial_seed()))
+        return torch.zeros(10 * per_class, 3, 28, 28), torch.arange(10).repeat_interleave(per_class)
+
+    monkeypatch.setattr(p1_sweep, "load_model", lambda path, device: (None, None))
+    monkeypatch.setattr(p1_sweep, "load_lenet", lambda path: None)
+    monkeypatch.setattr(p1_sweep, "draw_digits", draw_digits)
+    monkeypatch.setattr(p1_sweep, "score_digits", lambda *a: DigitScores(0.5, {d: 0.5 for d in range(10)}))
+    log = tmp_path / "sweep.jsonl"
+    flags = ["--classifier", "c.pth", "--guidance", "1", "--per-class", "1", "--log", str(log)]
+    p1_sweep.main(flags + ["--solvers", "dpm++2m", "ddim", "--etas", "0", "0.5", "--seeds", "0", "3"])
+    assert drawn == [
+        ("dpm++2m", 0.0, 0, None),
+        ("dpm++2m", 0.0, 3, None),
+        ("ddim", 0.0, 0, None),
+        ("ddim", 0.0, 3, None),
+        ("ddim", 0.5, 0, 0),
+        ("ddim", 0.5, 3, 3),
+    ]
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| d")]
+    assert [r.split(" | ")[0] for r in rows] == ["| dpm++2m"] * 2 + ["| ddim"] * 2 + ["| ddim η=0.5"] * 2
+    logged = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r.get("eta") for r in logged] == [None, None, None, None, 0.5, 0.5]
+    import p1_front
+
+    assert p1_front.label(logged[4]) == "ddim η=0.5 10 s=1"
+    assert p1_front.label(logged[2]) == "ddim 10 s=1"
+
+
 def test_sweep_loads_weak_model_only_when_autoguiding(monkeypatch):
     """bench/p1_sweep.py --weak with every --autoguidance 1 never runs the weak model, so never loads it."""
     import p1_sweep
@@ -104,7 +144,7 @@ def test_sweep_loads_weak_model_only_when_autoguiding(monkeypatch):
 
     monkeypatch.setattr(p1_sweep, "load_model", load_model)
     monkeypatch.setattr(p1_sweep, "load_lenet", lambda path: None)
-    monkeypatch.setattr(p1_sweep, "draw_digits", lambda *a: (torch.zeros(10, 3, 28, 28), torch.arange(10)))
+    monkeypatch.setattr(p1_sweep, "draw_digits", lambda *a, **k: (torch.zeros(10, 3, 28, 28), torch.arange(10)))
     monkeypatch.setattr(p1_sweep, "score_digits", lambda *a: DigitScores(1.0, {0: 1.0}))
     common = ["--checkpoint", "strong.pt", "--classifier", "c.pth", "--guidance", "1", "--per-class", "1"]
     p1_sweep.main([*common, "--weak", "weak.pt"])
@@ -152,7 +192,7 @@ def test_sweep_logs_autoguidance_and_refuses_it_without_a_weak_model(tmp_path, m
 
     nets = []
 
-    def draw_digits(model, schedule, per_class, seed, config):
+    def draw_digits(model, schedule, per_class, seed, config, generator=None):
         nets.append(model)
         return torch.zeros(10 * per_class, 3, 28, 28), torch.arange(10).repeat_interleave(per_class)
 
