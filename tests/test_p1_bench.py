@@ -255,3 +255,40 @@ def test_average_is_the_fp32_mean_and_refuses_another_model(tmp_path):
     save_checkpoint({"model": {}, "config": {"width": 3}, "schedule": schedule}, tmp_path / "alien.pt")
     assert_user_error(run_script_file(tmp_path / "bad.pt", paths[0], tmp_path / "alien.pt"), "alien.pt", "not describe")
     assert not (tmp_path / "bad.pt").exists()
+
+
+def test_forward_cost_parses_configs_and_reports_each_relative_to_the_first(monkeypatch, capsys):
+    """bench/p1_forward_cost.py: CHANNELS:MID_BLOCKS builds that UNet; each row has its parameter count,
+    fastest and median pass, and the median over the first config's."""
+    import argparse
+
+    import p1_forward_cost
+
+    from p1.model import ConditionalUNet, UNetConfig
+
+    config = p1_forward_cost.parse_config("16,32:3")
+    assert config.channels == (16, 32) and config.mid_blocks == 3
+    with pytest.raises(argparse.ArgumentTypeError, match="expected CHANNELS:MID_BLOCKS"):
+        p1_forward_cost.parse_config("16,32")
+    seconds = {(64, 128): [0.3, 0.1, 0.2], (96, 192): [0.5, 0.4, 0.6]}
+    monkeypatch.setattr(p1_forward_cost, "forward_seconds", lambda c, batch, rounds, warmup: seconds[c.channels])
+    p1_forward_cost.main(["--config", "64,128:4", "--config", "96,192:2", "--rounds", "3"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| (")]
+    params = [
+        sum(p.numel() for p in ConditionalUNet(c).parameters()) / 1e6
+        for c in (UNetConfig(mid_blocks=4), UNetConfig(channels=(96, 192)))
+    ]
+    assert rows == [
+        f"| (64, 128) | 4 | {params[0]:.2f} M | 100.0 | 200.0 | 1.00× |",
+        f"| (96, 192) | 2 | {params[1]:.2f} M | 400.0 | 500.0 | 2.50× |",
+    ]
+    assert [f"{p:.2f}" for p in params] == ["3.66", "6.45"]
+
+
+def test_forward_cost_times_real_forward_passes():
+    import p1_forward_cost
+
+    from p1.model import UNetConfig
+
+    times = p1_forward_cost.forward_seconds(UNetConfig(channels=(16, 32), groups=8, heads=2), 4, rounds=2, warmup=1)
+    assert len(times) == 2 and all(0 < t < 60 for t in times)
