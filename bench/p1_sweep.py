@@ -10,8 +10,9 @@ Markdown table; ``--log`` appends every row as JSON (``bench/p1_front.py`` draws
 An interval ``LO:HI`` applies guidance only at timesteps LO ≤ t ≤ HI (``all``: every step). The
 front is chosen at seed 0; ``--seeds 1 2 …`` then checks the chosen settings on starting noises the
 choice never saw (``bench/p1_front.py`` prints them as the seed spread). ``--solvers ddim --etas …``
-tries stochastic DDIM (η > 0: fresh noise at every step, drawn from a generator seeded with the row's
-seed, so a row repeats); rows with η other than 0 are logged with it.
+tries stochastic DDIM (η > 0: fresh noise at every step, from a generator seeded with the row's seed
+plus ``ETA_NOISE_OFFSET``, a stream apart from the starting noise's, so a row repeats); rows with η
+other than 0 are logged with it.
 
 ``--weak CKPT --autoguidance A …`` adds autoguidance (Karras et al. 2024, "Guiding a diffusion model
 with a bad version of itself"): the conditional prediction is pushed away from a weaker model's,
@@ -37,6 +38,8 @@ from hw2lib.images import signed_to_uint8
 from p1.classifier import load_lenet
 from p1.evaluate import load_real, score_digits
 from p1.sampling import DEFAULT_CHECKPOINT, SOLVERS, SamplingConfig, draw_digits, load_model
+
+ETA_NOISE_OFFSET = 1_000_003  # the per-step noise of DDIM η > 0 is seeded with this + the row's seed
 
 
 class AutoGuided(torch.nn.Module):
@@ -110,8 +113,9 @@ def main(argv: list[str] | None = None) -> None:
         config = SamplingConfig(solver=solver, steps=steps, eta=eta, guidance=scale, rescale=phi, interval=window)
         started = time.time()
         net = model if auto == 1.0 else AutoGuided(model, weak, auto)
-        # a stochastic sampler's noise comes from the row's seed too, so every row repeats
-        noise = torch.Generator().manual_seed(seed) if eta != 0.0 else None
+        # a stochastic sampler's noise comes from the row's seed too (so every row repeats), but not the same
+        # stream as the starting noise: seeded alike, its first draw would be x_T itself
+        noise = torch.Generator().manual_seed(ETA_NOISE_OFFSET + seed) if eta != 0.0 else None
         x, labels = draw_digits(net, schedule, args.per_class, seed, config, generator=noise)
         seconds = time.time() - started
         scores = score_digits(signed_to_uint8(x).permute(0, 3, 1, 2), labels, lenet, real)

@@ -92,7 +92,8 @@ def test_sweep_draws_and_logs_every_seed(tmp_path, monkeypatch, capsys):
 
 def test_sweep_eta_axis_is_ddim_only_seeded_by_the_row_and_logged(tmp_path, monkeypatch, capsys):
     """bench/p1_sweep.py --etas: η ≠ 0 runs DDIM only, with a generator seeded by the row's seed (so the
-    row repeats), and its rows carry η in the table and the log; η = 0 rows are as before (no generator)."""
+    row repeats) in a stream apart from the starting noise's, and its rows carry η in the table and the
+    log; η = 0 rows are as before (no generator)."""
     import json
 
     import p1_sweep
@@ -112,13 +113,14 @@ def test_sweep_eta_axis_is_ddim_only_seeded_by_the_row_and_logged(tmp_path, monk
     log = tmp_path / "sweep.jsonl"
     flags = ["--classifier", "c.pth", "--guidance", "1", "--per-class", "1", "--log", str(log)]
     p1_sweep.main(flags + ["--solvers", "dpm++2m", "ddim", "--etas", "0", "0.5", "--seeds", "0", "3"])
-    assert drawn == [
+    offset = p1_sweep.ETA_NOISE_OFFSET  # a stream apart from initial_noise(…, seed)'s
+    assert offset != 0 and drawn == [
         ("dpm++2m", 0.0, 0, None),
         ("dpm++2m", 0.0, 3, None),
         ("ddim", 0.0, 0, None),
         ("ddim", 0.0, 3, None),
-        ("ddim", 0.5, 0, 0),
-        ("ddim", 0.5, 3, 3),
+        ("ddim", 0.5, 0, offset),
+        ("ddim", 0.5, 3, offset + 3),
     ]
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| d")]
     assert [r.split(" | ")[0] for r in rows] == ["| dpm++2m"] * 2 + ["| ddim"] * 2 + ["| ddim η=0.5"] * 2
