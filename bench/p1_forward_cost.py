@@ -33,14 +33,14 @@ def parse_config(text: str) -> UNetConfig:
         raise argparse.ArgumentTypeError(f"{text!r}: expected CHANNELS:MID_BLOCKS, e.g. 64,128:2") from None
 
 
-def forward_seconds(config: UNetConfig, batch: int, rounds: int, warmup: int) -> list[float]:
+def forward_seconds(model: ConditionalUNet, batch: int, rounds: int, warmup: int) -> list[float]:
     """Wall time of ``rounds`` fp32 forward passes of ``batch`` digits (after ``warmup`` untimed ones)."""
-    torch.manual_seed(0)
-    model = ConditionalUNet(config).eval()
+    config = model.config
     x = torch.randn(batch, config.in_channels, config.image_size, config.image_size)
     t = torch.full((batch,), 499)
     y = torch.arange(batch) % (config.num_classes + 1)
     times = []
+    model.eval()
     with torch.no_grad():
         for i in range(warmup + rounds):
             start = time.perf_counter()
@@ -65,8 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---:|---:|---:|---:|---:|")
     first = None
     for config in args.config:
-        times = forward_seconds(config, args.batch, args.rounds, args.warmup)
-        params = sum(p.numel() for p in ConditionalUNet(config).parameters())
+        torch.manual_seed(0)
+        model = ConditionalUNet(config)
+        times = forward_seconds(model, args.batch, args.rounds, args.warmup)
+        params = sum(p.numel() for p in model.parameters())
         median = statistics.median(times)
         first = first or median
         channels = ", ".join(str(c) for c in config.channels)

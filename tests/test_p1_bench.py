@@ -273,7 +273,7 @@ def test_forward_cost_parses_configs_and_reports_each_relative_to_the_first(monk
     with pytest.raises(argparse.ArgumentTypeError, match="expected CHANNELS:MID_BLOCKS"):
         p1_forward_cost.parse_config("16,32")
     seconds = {(64, 128): [0.3, 0.1, 0.2], (96, 192): [0.5, 0.4, 0.6]}
-    monkeypatch.setattr(p1_forward_cost, "forward_seconds", lambda c, batch, rounds, warmup: seconds[c.channels])
+    monkeypatch.setattr(p1_forward_cost, "forward_seconds", lambda m, batch, rounds, warmup: seconds[m.config.channels])
     p1_forward_cost.main(["--config", "64,128:4", "--config", "96,192:2", "--rounds", "3"])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| (")]
     params = [
@@ -290,7 +290,8 @@ def test_forward_cost_parses_configs_and_reports_each_relative_to_the_first(monk
 def test_forward_cost_times_real_forward_passes():
     import p1_forward_cost
 
-    from p1.model import UNetConfig
+    from p1.model import ConditionalUNet, UNetConfig
 
-    times = p1_forward_cost.forward_seconds(UNetConfig(channels=(16, 32), groups=8, heads=2), 4, rounds=2, warmup=1)
+    model = ConditionalUNet(UNetConfig(channels=(16, 32), groups=8, heads=2))
+    times = p1_forward_cost.forward_seconds(model, 4, rounds=2, warmup=1)
     assert len(times) == 2 and all(0 < t < 60 for t in times)
