@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 from .cli import UserError, signals_held
-from .locks import STAGING_PREFIX, lock_folder, open_locked_temp, remove_dead_staging
+from .locks import STAGING_PREFIX, claim_folder, open_locked_temp
 
 
 def list_files(folder: str | os.PathLike, suffixes: Iterable[str], what: str) -> list[Path]:
@@ -86,6 +86,7 @@ class OutputFolder:
     For its whole life it holds the folder's lock (``hw2lib/locks.py``): a second run into the same
     folder stops at once with an error naming this one, and the staging folders that killed runs
     left behind (no live run can own them while the lock is ours) are removed before sampling.
+    Where locks are not available it warns once and goes on without (``hw2lib/locks.py``).
     """
 
     def __init__(self, out_dir: str | os.PathLike, names: Iterable[str]):
@@ -100,8 +101,7 @@ class OutputFolder:
                 with contextlib.suppress(FileExistsError):  # a concurrent run made it: not ours to remove
                     folder.mkdir()
                     self.created.append(folder)
-            self.lock_fd = lock_folder(self.path)
-            remove_dead_staging(self.path)
+            self.lock_fd = claim_folder(self.path)
             self.staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.path))
         except (OSError, UserError) as err:
             self._release()

@@ -12,21 +12,33 @@ that can be taken is proof that no live run owns what it guards: such leftovers 
 a run writes. A lock that cannot be taken means another run is writing the same output right now:
 this run stops at once with one error line naming it (its pid, from ``/proc/locks``), before doing
 any work, and touches nothing of the other run's. Two runs never interleave their moves.
+
+Where locks are not available (no ``fcntl``, as on Windows; or a file system that answers ``flock``
+with ENOLCK, EOPNOTSUPP or the like, as some network and FUSE mounts do) the guard is a luxury the run
+does without: it prints one warning line naming the output, writes through a temporary of its own
+(still moved into place all at once), and leaves alone every leftover it cannot prove dead, naming
+them in that warning.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import os
 import shutil
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
 
 from .cli import UserError
+
+try:
+    import fcntl
+except ImportError:  # no flock on this platform (Windows without WSL)
+    fcntl = None
 
 TEMP_PREFIX, TEMP_SUFFIX = ".hw2-", ".part"
 STAGING_PREFIX = ".hw2-staging-"  # hidden folder inside OUT_DIR that holds the outputs until they all exist
@@ -45,15 +57,37 @@ def lock_holder(fd: int) -> Optional[int]:
     return None
 
 
+class LocksUnavailable(Exception):
+    """``flock`` cannot be used here (the reason is the message)."""
+
+
 def try_lock(fd: int) -> bool:
-    """Take an exclusive flock on ``fd`` without waiting; False when another process holds one."""
+    """Take an exclusive flock on ``fd`` without waiting; False when another process holds one.
+    :class:`LocksUnavailable` when this platform or file system has no working flock."""
+    if fcntl is None:
+        raise LocksUnavailable("this platform has no fcntl module")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
     except OSError as err:
         if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
             return False
-        raise
+        raise LocksUnavailable(err.strerror or str(err)) from None
+
+
+_warned: set[Path] = set()  # outputs already warned about in this process (a trainer saves many times)
+
+
+def warn_unlocked(path: Path, reason: str, leftovers: list[str]) -> None:
+    """One warning line on stderr (once per output and process): no lock guards ``path``; the
+    ``leftovers`` of other runs beside it were left alone."""
+    if path in _warned:
+        return
+    _warned.add(path)
+    line = f"warning: {path}: file locks are not available here ({reason}); writing without the guard against a concurrent run"
+    if leftovers:
+        line += f"; left alone, as no lock can tell whether a live run owns them: {', '.join(sorted(leftovers))}"
+    print(line, file=sys.stderr, flush=True)
 
 
 def busy_error(path: Path, fd: int, what: str) -> UserError:
@@ -62,23 +96,32 @@ def busy_error(path: Path, fd: int, what: str) -> UserError:
     return UserError(f"{path}: {who} is writing {what} right now; wait for it to finish or choose another path")
 
 
-def lock_folder(folder: Path) -> int:
-    """Open ``folder`` and take its lock (see the module docstring); returns the fd, whose closing
-    releases it. A live holder is a UserError naming it."""
+def claim_folder(folder: Path) -> int:
+    """Open ``folder``, take its lock and remove the staging folders dead runs left there (see the
+    module docstring); returns the fd, whose closing releases the lock. A live holder is a UserError
+    naming it. Without locks: one warning naming the staging folders left alone, and an unlocked fd
+    (−1 where there is no fcntl: a folder cannot be opened on every platform)."""
+    if fcntl is None:
+        warn_unlocked(folder, "this platform has no fcntl module", staging_folders(folder))
+        return -1
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    if not try_lock(fd):
+    try:
+        locked = try_lock(fd)
+    except LocksUnavailable as err:
+        warn_unlocked(folder, str(err), staging_folders(folder))
+        return fd
+    if not locked:
         err = busy_error(folder, fd, "outputs into this folder")
         os.close(fd)
         raise err
+    for name in staging_folders(folder):  # the lock is ours: no live run owns any of them
+        shutil.rmtree(folder / name, ignore_errors=True)
     return fd
 
 
-def remove_dead_staging(folder: Path) -> None:
-    """Remove the staging folders earlier runs left in ``folder`` (call with its lock held: then no live
-    run owns any of them)."""
-    for entry in os.scandir(folder):
-        if entry.name.startswith(STAGING_PREFIX) and entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
+def staging_folders(folder: Path) -> list[str]:
+    """Names of the staging folders (ours or earlier runs') in ``folder``."""
+    return [e.name for e in os.scandir(folder) if e.name.startswith(STAGING_PREFIX) and e.is_dir(follow_symlinks=False)]
 
 
 def temp_path(path: Path) -> Path:
@@ -87,19 +130,28 @@ def temp_path(path: Path) -> Path:
     return path.parent / f"{TEMP_PREFIX}{digest}{TEMP_SUFFIX}"
 
 
+def temp_files(folder: Path) -> list[str]:
+    """Names of the ``.hw2-….part`` files (ours or earlier runs') in ``folder``."""
+    return [
+        e.name
+        for e in os.scandir(folder)
+        if e.name.startswith(TEMP_PREFIX)
+        and e.name.endswith(TEMP_SUFFIX)
+        and not e.name.startswith(STAGING_PREFIX)
+        and e.is_file(follow_symlinks=False)
+    ]
+
+
 def remove_dead_temps(folder: Path) -> None:
-    """Remove the ``.hw2-….part`` files in ``folder`` whose run is gone (their lock can be taken)."""
-    for entry in os.scandir(folder):
-        name = entry.name
-        if not (name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)) or name.startswith(STAGING_PREFIX):
-            continue
-        if not entry.is_file(follow_symlinks=False):
-            continue
+    """Remove the ``.hw2-….part`` files in ``folder`` whose run is gone (their lock can be taken).
+    :class:`LocksUnavailable` where locks do not work."""
+    for name in temp_files(folder):
+        path = folder / name
         with contextlib.suppress(FileNotFoundError):
-            fd = os.open(entry.path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY)
             try:
-                if try_lock(fd) and same_file(fd, entry.path):
-                    os.unlink(entry.path)
+                if try_lock(fd) and same_file(fd, path):
+                    os.unlink(path)
             finally:
                 os.close(fd)
 
@@ -116,12 +168,32 @@ def same_file(fd: int, path: str | os.PathLike) -> bool:
 
 def open_locked_temp(path: Path) -> tuple[Path, int]:
     """Clear dead temporaries beside ``path``, then create and lock ``temp_path(path)``; returns it and its
-    fd (closing the fd releases the lock). A live run writing ``path`` is a UserError."""
+    fd (closing the fd releases the lock). A live run writing ``path`` is a UserError. Without locks:
+    one warning naming the temporaries left alone, and a new temporary of this run's own, unlocked."""
+    try:
+        return _open_locked_temp(path)
+    except LocksUnavailable as err:
+        leftovers = temp_files(path.parent)
+        fd, name = tempfile.mkstemp(prefix=temp_path(path).stem + "-", suffix=TEMP_SUFFIX, dir=path.parent)
+        warn_unlocked(path, str(err), leftovers)
+        return Path(name), fd
+
+
+def _open_locked_temp(path: Path) -> tuple[Path, int]:
     remove_dead_temps(path.parent)
     tmp = temp_path(path)
     while True:
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o600)
-        locked = try_lock(fd)
+        try:
+            fd, created = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600), True
+        except FileExistsError:
+            fd, created = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o600), False
+        try:
+            locked = try_lock(fd)
+        except LocksUnavailable:
+            if created:  # ours and empty: no one else's run can be using it
+                os.unlink(tmp)
+            os.close(fd)
+            raise
         for _ in range(LOCK_RETRIES):  # another run's sweep may hold it for an instant before removing it
             if locked or not same_file(fd, tmp):
                 break
