@@ -1,7 +1,7 @@
 """The checkpoint manifest ``checkpoints.json``: what every shipped checkpoint's size and sha256 must be.
 
-Entries are ``{name, path, size, sha256, url}`` with ``path`` relative to the repository root.
-``hw2_download.sh`` makes the files match; every load of a shipped checkpoint checks it first
+Entries are ``{name, path, size, sha256}`` with ``path`` relative to the repository root.
+``hw2_download.sh`` verifies them all; every load of a shipped checkpoint checks it first
 (:func:`verify_shipped`), so a damaged file stops with the fix instead of running.
 """
 
@@ -62,6 +62,6 @@ def verify_shipped(path: str | os.PathLike) -> None:
     entry = _shipped().get(Path(os.path.realpath(path)))
     if entry is not None and Path(path).is_file() and not matches(entry, Path(path)):
         raise UserError(
-            f"{path}: damaged or incomplete (size or sha256 differs from checkpoints.json); "
-            f"fix it with: bash {REPO / 'hw2_download.sh'}"
+            f"{path}: damaged or incomplete (size or sha256 differs from checkpoints.json; "
+            f"bash {REPO / 'hw2_download.sh'} checks them all); restore it with: git checkout -- {entry['path']}"
         )
