@@ -129,19 +129,6 @@ def adapt_batchnorm(model: DigitClassifier, images: torch.Tensor, batch_size: in
     return adapted.eval()
 
 
-@torch.no_grad()
-def label_images(model: DigitClassifier, images: torch.Tensor, adapt_min: int = 0) -> list[int]:
-    """Digits for uint8 images (N, 3, 28, 28), as ``hw2_3.sh`` labels a folder.
-
-    With ``adapt_min > 0``, a batch of at least ``adapt_min`` images is taken as a sample of its
-    domain and BatchNorm statistics are first re-estimated on the images themselves (test-time
-    AdaBN); smaller batches, and ``adapt_min = 0``, keep the statistics stored in the model.
-    """
-    if 0 < adapt_min <= len(images):
-        model = adapt_batchnorm(model, images)
-    return predict_labels(model, images).tolist()
-
-
 def accuracy(model: DigitClassifier, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of uint8 ``images`` (N, 3, 28, 28) whose predicted digit equals ``labels`` (N,)."""
     return (predict_labels(model, images) == labels).float().mean().item()

@@ -121,9 +121,9 @@ def test_p2_figures_and_gpu_memory_check_on_meta_device(meta_copies_out, monkeyp
 
 
 def test_p3_report_and_labelling_on_meta_device(meta_copies_out):
-    from hw2lib.digit_cnn import label_images, penultimate_features
+    from hw2lib.digit_cnn import penultimate_features, predict_labels
 
     model = DigitClassifier(ClassifierConfig(grayscale=True, standardize=True, width=8)).to(META).eval()
     images = torch.randint(0, 255, (5, 3, 28, 28), dtype=torch.uint8)
     assert penultimate_features(model, images)[1].shape == (5, 256)
-    assert len(label_images(model, images)) == 5
+    assert len(predict_labels(model, images)) == 5
