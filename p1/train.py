@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data-root", required=True, help="MNIST-M folder in the course layout (data/, train.csv)")
     p.add_argument("--out-dir", required=True, help="folder for last.pt, model.pt, best.pt and metrics.jsonl")
-    p.add_argument("--steps", type=int, default=8000, help="total optimiser steps (the cosine LR spans them)")
+    p.add_argument("--steps", type=int, default=5000, help="total optimiser steps (the cosine LR spans them)")
     p.add_argument("--batch-size", type=int, default=128, help="images per step per process")
     p.add_argument("--lr", type=float, default=8e-4, help="peak AdamW learning rate")
     p.add_argument("--grad-clip", type=float, default=1.0, help="clip the global gradient norm to this")
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay (ramped up from 0 early on)")
     p.add_argument("--p-uncond", type=float, default=0.1, help="probability of dropping the label (CFG training)")
     p.add_argument(
-        "--min-snr-gamma", type=float, default=5.0, help="min-SNR-γ loss weighting (p1/losses.py); 0 = the simple loss"
+        "--min-snr-gamma", type=float, default=0.0, help="min-SNR-γ loss weighting (p1/losses.py); 0 = the simple loss"
     )
     p.add_argument(
         "--bf16", action="store_true", help="bf16 autocast for forward and loss (fp32 weights; pays on CPUs with AMX)"

@@ -1,5 +1,6 @@
 """P1: model shapes, the guidance convention, sampler determinism, hw2_1.sh files, training (DDP, resume)."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +193,8 @@ def test_generate_writes_exactly_the_grader_files_and_repeats(tiny_checkpoint, t
 
 @pytest.mark.slow
 def test_hw2_1_shipped_model(tmp_path):
+    """hw2_1.sh as the grader runs it, then its 1000 digits scored by the grader's LeNet against a bar near
+    the shipped score (99.0 % at seed 0 on our CPUs; 98.9–99.6 % over starting seeds 0–4, docs/p1-studies.md)."""
     checkpoint = REPO / "p1" / "checkpoints" / "ddpm_mnistm.pt"
     if not checkpoint.exists():
         pytest.skip("shipped checkpoint missing: run bash hw2_download.sh")
@@ -205,21 +208,12 @@ def test_hw2_1_shipped_model(tmp_path):
     files = read_folder(out)
     assert list(files) == sorted(digit_file_names(100))
     assert not list(tmp_path.glob(".*staging*")), "staging folder left behind"
-
-
-@pytest.mark.slow
-def test_generated_digits_are_recognised(tmp_path):
-    """The shipped model with its shipped settings, 10 digits per class, scored by the grader's LeNet."""
     classifier = shared_file("evaluator", "Classifier.pth")
-    checkpoint = REPO / "p1" / "checkpoints" / "ddpm_mnistm.pt"
-    if not checkpoint.exists():
-        pytest.skip("shipped checkpoint missing")
-    result = run_module("p1.generate", tmp_path / "out", "--per-class", "10")
-    assert result.returncode == 0, result.stderr
-    scored = run_module("p1.evaluate", tmp_path / "out", "--classifier", classifier, "--grid", tmp_path / "grid.png")
+    scored = run_module("p1.evaluate", out, "--classifier", classifier, "--grid", tmp_path / "grid.png")
     assert scored.returncode == 0, scored.stderr
     accuracy = float(scored.stdout.split()[1])
-    assert accuracy >= 0.9, scored.stdout
+    per_digit = [float(v) for v in re.findall(r"\d: (\d\.\d+)", scored.stdout.splitlines()[1])]
+    assert accuracy >= 0.985 and len(per_digit) == 10 and min(per_digit) >= 0.95, scored.stdout
     assert (tmp_path / "grid.png").exists()
 
 
