@@ -41,6 +41,25 @@ def test_eta_grid_and_interpolation_shapes(tmp_path):
 
 
 @pytest.mark.slow
+def test_p2_figures_with_the_digit_model(tmp_path):
+    """The report's P2 figures drawn by a P1 checkpoint through the same DDIM: three files, repeatable."""
+    torch.manual_seed(0)
+    model = ConditionalUNet(UNetConfig(channels=(16, 32), groups=8, heads=2))
+    save_checkpoint(inference_checkpoint(model, NoiseSchedule(), step=0), tmp_path / "tiny.pt")
+    names = ["digit_eta_grid.png", "digit_interpolation_linear.png", "digit_interpolation_slerp.png"]
+    for out in ("a", "b"):
+        result = run_module(
+            "p2.figures", "--digit-model", tmp_path / "tiny.pt", "--out", tmp_path / out, "--digit", "7"
+        )
+        assert result.returncode == 0, result.stderr
+        assert sorted(p.name for p in (tmp_path / out).iterdir()) == names
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    refused = run_module("p2.figures", "--out", tmp_path / "c")
+    assert refused.returncode == 2 and refused.stderr.startswith("error: give either --unet and --noise-dir")
+
+
+@pytest.mark.slow
 def test_p1_figures_command(tmp_path):
     torch.manual_seed(0)
     model = ConditionalUNet(UNetConfig(channels=(16, 32), groups=8, heads=2))
