@@ -10,7 +10,7 @@
 #
 # Some stages ran in legs with different --steps (the first legs' schedules were cut or lengthened
 # when resumed); their legs are replayed with --stop-after, so each stage's learning rate runs exactly
-# as its log (p1/checkpoints/*.metrics.jsonl, p1/checkpoints/study/stage1[123].metrics.jsonl) shows.
+# as its log (p1/checkpoints/ddpm_mnistm.stage*.metrics.jsonl) shows.
 set -euo pipefail
 if [ "$#" -lt 2 ] || [ "$#" -gt 3 ]; then echo "usage: bash bench/p1_train_all.sh DATA RUNS [CLASSIFIER]" >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,5 +1,7 @@
 """P1's bench scripts: the front and its seed spread (bench/p1_front.py), the sweep (bench/p1_sweep.py)."""
 
+import json
+
 import pytest
 import torch
 
@@ -295,3 +297,34 @@ def test_forward_cost_times_real_forward_passes():
     model = ConditionalUNet(UNetConfig(channels=(16, 32), groups=8, heads=2))
     times = p1_forward_cost.forward_seconds(model, 4, rounds=2, warmup=1)
     assert len(times) == 2 and all(0 < t < 60 for t in times)
+
+
+def test_p1_rule_picks_the_closest_setting_that_passes(tmp_path, capsys):
+    import p1_rule
+
+    def row(ckpt, guidance, seed, acc, worst, frechet):
+        return {"checkpoint": ckpt, "solver": "dpm++2m", "steps": 10, "guidance": guidance, "rescale": 1.0}, {
+            "interval": [0, 499],
+            "seed": seed,
+            "digits": 1000,
+            "accuracy": acc,
+            "worst_accuracy": worst,
+            "frechet": frechet,
+            "frechet_floor": 2.0,
+        }
+
+    rows = []
+    for seed in range(5):
+        rows.append(row("a.pt", 3.0, seed, 0.995, 0.98, 5.0))  # passes, far
+        rows.append(row("b.pt", 3.0, seed, 0.992, 0.97, 4.0))  # passes, closest
+        rows.append(row("c.pt", 3.0, seed, 0.999, 0.96 if seed == 2 else 0.99, 3.0))  # one digit at 96 %: fails
+        rows.append(row("d.pt", 3.0, seed, 0.985, 0.98, 2.5))  # mean under 99 %: fails
+    rows.append(row("e.pt", 3.0, 0, 1.0, 1.0, 1.0))  # one seed only: not counted
+    log = tmp_path / "x.front.jsonl"
+    log.write_text("".join(json.dumps(a | b) + "\n" for a, b in rows))
+    p1_rule.main([str(log)])
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("| x.front.jsonl")]
+    assert [line.split(" | ")[0] for line in lines] == [f"| x.front.jsonl: {c}.pt" for c in ("b", "a", "d", "c")]
+    assert lines[0].endswith("| 99.20 % | 97 % | 4.000 (2.000) | yes |")
+    assert "The rule ships: x.front.jsonl: b.pt at dpm++2m 10 s=3 φ=1 t∈[0,499]." in out

@@ -41,13 +41,15 @@ def test_the_recipe_names_the_whole_lineage_and_ends_in_the_shipped_files():
 
 PEAK_AND_WARMUP = {"p1": (8e-4, 200), "p1_ft": (4e-4, 100), "p1_snr": (4e-4, 100), "p1_s9": (3e-4, 100)}
 PEAK_AND_WARMUP |= {f"p1_s{i}": (4e-4, 100) for i in range(4, 9)}
+PEAK_AND_WARMUP |= {"p1_s11": (3e-4, 100), "p1_s12": (3e-4, 100), "p1_s13": (2e-4, 100)}
 
 
 def test_every_stage_logs_the_schedule_its_legs_replay():
     """Each logged learning rate is the one the recipe's leg for that step gives (warm-up, then cosine)."""
     import math
 
-    logs = {f"p1_s{i}": REPO / "p1" / "checkpoints" / f"ddpm_mnistm.stage{i}.metrics.jsonl" for i in range(4, 10)}
+    stages = [*range(4, 10), 11, 12, 13]
+    logs = {f"p1_s{i}": REPO / "p1" / "checkpoints" / f"ddpm_mnistm.stage{i}.metrics.jsonl" for i in stages}
     logs |= {"p1": STAGE1_LOG, "p1_ft": REPO / "p1" / "checkpoints" / "ddpm_mnistm.stage2.metrics.jsonl"}
     logs["p1_snr"] = REPO / "p1" / "checkpoints" / "ddpm_mnistm.stage3.metrics.jsonl"
     for name, path in logs.items():
