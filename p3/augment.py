@@ -10,6 +10,8 @@ Every function takes ``x`` (B, C, H, W) on any device and draws its random numbe
 * :func:`random_blur`: down-sample to 10–20 pixels and back: USPS was scanned at 16×16, SVHN crops
   are often soft, MNIST-M is sharp.
 * :func:`random_polarity`: light-on-dark or dark-on-light (both occur in MNIST-M and SVHN).
+* :func:`random_neighbours`: SVHN crops are squares around one digit of a house number, so parts of
+  the digits beside it show at the left and right edges; MNIST-M digits stand alone.
 """
 
 from __future__ import annotations
@@ -75,9 +77,50 @@ def random_polarity(x: torch.Tensor, gen: torch.Generator, prob: float = 0.5) ->
     return torch.where(_pick(x.shape[0], prob, gen, x.device), -x, x)
 
 
-def source_view(x: torch.Tensor, gen: torch.Generator, stroke: float = 0.5) -> torch.Tensor:
+def _stroke_sign(gray: torch.Tensor) -> torch.Tensor:
+    """(B, 1, 1, 1) +1 where the centre 12×12 is brighter than the rest (light strokes), else −1."""
+    h, w = gray.shape[-2:]
+    top, left = (h - 12) // 2, (w - 12) // 2
+    centre = gray[..., top : top + 12, left : left + 12].flatten(1).sum(1)
+    border = (gray.flatten(1).sum(1) - centre) / (h * w - 144)
+    return torch.where(centre / 144 >= border, 1.0, -1.0).view(-1, 1, 1, 1)
+
+
+def random_neighbours(
+    x: torch.Tensor, gen: torch.Generator, prob: float = 0.5, offset: tuple[float, float] = (9.0, 15.0)
+) -> torch.Tensor:
+    """Grayscale images (replicated to 3 channels) where, independently on each side with probability
+    ``prob``, another batch image's digit stands ``offset`` pixels (uniform) left or right of the centre one.
+
+    Each image is turned to grey, standardised and oriented so its strokes are bright; the neighbours
+    are composited with a pixel-wise maximum (their strokes show, their background mostly does not),
+    and the result takes the centre image's orientation back. Values are standardised rather than in
+    [−1, 1]: meant for a network with per-image standardised grayscale input (``--normalize image``).
+    """
+    n, w = x.shape[0], x.shape[-1]
+    gray = x.mean(1, keepdim=True)
+    flat = gray.flatten(1)
+    z = (gray - flat.mean(1).view(-1, 1, 1, 1)) / (flat.std(1).view(-1, 1, 1, 1) + 1e-3)
+    sign = _stroke_sign(gray)
+    bright = z * sign
+    out = bright
+    for side in (-1.0, 1.0):
+        other = bright[torch.randperm(n, generator=gen).to(x.device)]
+        dx = side * _uniform(n, *offset, gen) * 2 / w  # pixels → affine_grid's [−1, 1] units
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2] = 1.0, 1.0, -dx
+        grid = F.affine_grid(theta.to(x.device), list(other.shape), align_corners=False)
+        shifted = F.grid_sample(other, grid, padding_mode="border", align_corners=False)
+        out = torch.where(_pick(n, prob, gen, x.device), torch.maximum(out, shifted), out)
+    return (out * sign).expand(-1, 3, -1, -1).contiguous()
+
+
+def source_view(x: torch.Tensor, gen: torch.Generator, stroke: float = 0.5, neighbours: float = 0.0) -> torch.Tensor:
     """The labelled source as the target will look: zoomed in, either polarity and, each with
-    probability ``stroke``, thicker/thinner strokes and a softer image."""
+    probability ``stroke``, thicker/thinner strokes and a softer image; with ``neighbours`` > 0, parts of
+    other digits beside the centre one (:func:`random_neighbours`, each side with that probability)."""
+    if neighbours > 0:
+        x = random_neighbours(x, gen, prob=neighbours)
     x = random_affine(random_thickness(x, gen, prob=stroke), gen)
     return random_polarity(random_blur(x, gen, prob=stroke), gen)
 

@@ -34,6 +34,7 @@ from hw2lib.images import uint8_to_signed
 
 from .augment import source_view
 from .dann import DomainAdversarialLoss, DomainDiscriminator, adaptation_weight, annealed_lr
+from .pseudo_labels import mean_entropy
 from .training import Run, TargetData, add_common_args, load_target
 
 ADAPT_BN_IMAGES = 4096  # target train images whose statistics a --per-domain-bn network is evaluated with
@@ -60,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-domain-bn", action="store_true", help="separate BatchNorm batches for source and target")
     p.add_argument(
         "--augment", type=float, metavar="P", help="augment the source; P = probability of stroke-width and blur"
+    )
+    p.add_argument(
+        "--neighbours",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="with --augment: paste parts of other digits beside the source digit, each side with probability P",
+    )
+    p.add_argument(
+        "--target-entropy",
+        type=float,
+        default=0.0,
+        help="weight of the target's conditional entropy (VADA's, Shu et al. 2018): confident target predictions",
     )
     return p
 
@@ -93,19 +107,22 @@ class DANNStep:
         j = torch.randint(len(self.target_x), (args.batch_size,), generator=gen)
         xs, ys = uint8_to_signed(self.source_x[i]).to(self.device), self.source_y[i].to(self.device)
         if args.augment is not None:
-            xs = source_view(xs, gen, args.augment)
+            xs = source_view(xs, gen, args.augment, args.neighbours)
         record = {"lambda": round(lambd, 4), "lr": round(lr, 6)}
         if args.domain_weight == 0:
             loss = F.cross_entropy(model(xs)[0], ys)
         else:
             xt = uint8_to_signed(self.target_x[j]).to(self.device)
             if args.per_domain_bn:  # each domain goes through BN on its own
-                (logits_s, f_s), (_, f_t) = model(xs), model(xt)
+                (logits_s, f_s), (logits_t, f_t) = model(xs), model(xt)
             else:
                 logits, feats = model(torch.cat([xs, xt]))
-                logits_s, f_s, f_t = logits[: len(xs)], feats[: len(xs)], feats[len(xs) :]
+                logits_s, f_s = logits[: len(xs)], feats[: len(xs)]
+                logits_t, f_t = logits[len(xs) :], feats[len(xs) :]
             loss_d, acc_d = self.discriminator(f_s, f_t, lambd)
             loss = F.cross_entropy(logits_s, ys) + loss_d
+            if args.target_entropy > 0:
+                loss = loss + args.target_entropy * mean_entropy(logits_t)
             record["domain_acc"] = round(acc_d, 3)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
