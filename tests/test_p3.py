@@ -1,6 +1,7 @@
 """P3: gradient reversal, DANN schedules, domain detection, hw2_3.sh's CSV and every bad input."""
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, assert_user_error, make_digit_dataset, run_module, run_script
+from conftest import REPO, assert_user_error, make_digit_dataset, run, run_module, run_script
 from hw2lib.checkpoints import save_checkpoint
 from hw2lib.cli import UserError
 from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier
@@ -167,3 +168,29 @@ def test_bad_inputs(usps_checkpoint, tmp_path):
     assert not out.exists(), "no CSV may be written on failure"
     result = run_script("hw2_3.sh", good)
     assert result.returncode == 2 and "usage: bash hw2_3.sh TEST_DIR OUT_CSV" in result.stderr
+
+
+def test_every_shipped_row_trained_within_the_protocol():
+    """Labelled MNIST-M and unlabelled target images only: no shipped run's source is the synthetic
+    house-number stand-in (digits/svhn/), and every adapted row's source is MNIST-M alone."""
+    logs = sorted((REPO / "p3" / "checkpoints" / "logs").glob("*/args.json"))
+    assert len(logs) >= 10
+    for path in logs:
+        args = json.loads(path.read_text())
+        sources = [Path(s).name for s in args.get("source", [])]
+        target = Path(args["target"]).name
+        assert "svhn" not in sources, f"{path}: trained on the synthetic stand-in"
+        if "target-only" in path.parent.name:
+            assert sources == [target], path
+        elif sources:  # p3.train runs (p3.refine runs have no source: they see the target alone)
+            assert sources == ["mnistm"], path
+
+
+def test_p3_ship_refuses_a_run_on_the_stand_in(tmp_path):
+    run_dir = tmp_path / "runs" / "svhn_dann-plus-phase1"
+    run_dir.mkdir(parents=True)
+    standin = "/data/hw2_data/digits/svhn"
+    (run_dir / "args.json").write_text(json.dumps({"source": ["/data/hw2_data/digits/mnistm", standin]}))
+    result = run(["bash", REPO / "bench" / "p3_ship.sh", tmp_path / "runs"])
+    assert result.returncode == 1 and "digits/svhn (the synthetic stand-in" in result.stderr
+    assert str(run_dir / "args.json") in result.stdout
