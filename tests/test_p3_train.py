@@ -13,7 +13,15 @@ from conftest import make_digit_dataset, run_module
 from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier, adapt_batchnorm, predict_labels
 from hw2lib.digits import load_split, read_split_csv
 from hw2lib.metrics_log import read_metrics
-from p3.augment import random_polarity, random_thickness, source_view, target_view
+from p3.augment import (
+    random_affine,
+    random_blur,
+    random_neighbours,
+    random_polarity,
+    random_thickness,
+    source_view,
+    target_view,
+)
 from p3.pseudo_labels import (
     centroid_labels,
     class_balance_loss,
@@ -259,6 +267,27 @@ def test_augmentations_keep_shape_range_and_draw_only_from_the_generator():
     stroke[..., 10:18, 13:15] = 1.0  # a bright bar two pixels wide
     thick = random_thickness(stroke, torch.Generator().manual_seed(0), prob=1.0)
     assert (thick > 0).sum() != (stroke > 0).sum()  # dilated or eroded: the stroke width changed
+
+
+def test_neighbouring_digits_paste_strokes_beside_the_centre_and_keep_its_polarity():
+    """Two bars of opposite polarity: each gets the other's stroke 12 pixels to the side, in its own polarity."""
+    x = -torch.ones(2, 3, 28, 28)
+    x[0, :, 8:20, 13:15] = 1.0  # light stroke on a dark ground
+    x[1] = 1.0
+    x[1, :, 8:20, 13:15] = -1.0  # dark stroke on a light ground
+    gen = torch.Generator().manual_seed(0)
+    out = random_neighbours(x, gen, prob=1.0, offset=(12.0, 12.0))
+    assert out.shape == x.shape and torch.equal(out[:, 0], out[:, 1])  # grey, replicated
+    centre, left, right = out[0, 0, 14, 13], out[0, 0, 14, 1], out[0, 0, 14, 25]
+    background = out[0, 0, 2, 6]
+    assert centre > background and left > background and right > background  # light strokes on both sides
+    assert out[1, 0, 14, 13] < out[1, 0, 2, 6] and out[1, 0, 14, 25] < out[1, 0, 2, 6]  # dark ones, dark
+    plain = random_neighbours(x, torch.Generator().manual_seed(0), prob=0.0)
+    assert torch.allclose(plain[0, 0, 14, 1], plain[0, 0, 2, 6])  # probability 0: nothing pasted
+    # off (the default) draws nothing more: the view is the four steps it was before neighbours existed
+    g = torch.Generator().manual_seed(3)
+    before = random_polarity(random_blur(random_affine(random_thickness(x, g), g), g), g)
+    assert torch.equal(source_view(x, torch.Generator().manual_seed(3)), before)
 
 
 @pytest.mark.slow
