@@ -28,9 +28,12 @@ def snr(schedule: NoiseSchedule, t: torch.Tensor) -> torch.Tensor:
 
 
 def min_snr_weights(schedule: NoiseSchedule, t: torch.Tensor, gamma: Optional[float]) -> torch.Tensor:
-    """Per-sample ε-loss weights min(SNR, γ)/SNR at ``t`` (B,); all ones when ``gamma`` is None."""
+    """Per-sample ε-loss weights min(SNR, γ)/SNR at ``t`` (B,); all ones when ``gamma`` is None.
+    γ ≤ 0 is refused: it would weight every timestep by zero (the simple loss is ``None``)."""
     if gamma is None:
         return torch.ones(t.shape, device=t.device)
+    if gamma <= 0:
+        raise ValueError(f"min-SNR gamma must be positive or None (the simple loss), not {gamma}")
     s = snr(schedule, t)
     return s.clamp(max=gamma) / s
 

@@ -40,6 +40,8 @@ def test_min_snr_weights_have_known_values():
     around = min_snr_weights(schedule, torch.tensor([crossing - 5, crossing + 5]), gamma=5.0)
     assert around[0] < 1.0 and around[1] == 1.0
     assert torch.equal(min_snr_weights(schedule, t, gamma=None), torch.ones(2))
+    with pytest.raises(ValueError, match="positive or None"):
+        min_snr_weights(schedule, t, gamma=0.0)  # would silently zero every weight
 
 
 def test_diffusion_loss_is_the_weighted_mean_of_per_image_errors():
@@ -139,9 +141,8 @@ def test_ddp_step_matches_one_process_averaging_both_ranks(mnistm, tmp_path):
         idx = p1_train.batch_indices(0, len(images), args.batch_size, rank, 2, args.seed)
         x0 = uint8_to_signed(images[idx]).contiguous(memory_format=torch.channels_last)
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + rank)
-        loss = diffusion_loss(
-            parts.model, schedule, x0, labels[idx], args.p_uncond, gen, parts.model.null_label, args.min_snr_gamma
-        )
+        gamma = args.min_snr_gamma or None  # as p1.train passes it: 0 is the simple loss
+        loss = diffusion_loss(parts.model, schedule, x0, labels[idx], args.p_uncond, gen, parts.model.null_label, gamma)
         (loss / 2).backward()  # DDP averages the two ranks' gradients
     for group in parts.optimizer.param_groups:
         group["lr"] = p1_train.lr_at(0, args)
