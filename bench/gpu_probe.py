@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO / "tests"))  # golden_unet: the test weights
 
 from golden_unet import tame_unet  # noqa: E402
 
-from p2 import sample as p2_sample  # noqa: E402
+from hw2lib.ddim import course_sampler  # noqa: E402
 
 DEFAULT_BACKEND_FLAGS = {  # torch's own defaults: training bursts are timed as a user's training would run
     "cudnn.benchmark": torch.backends.cudnn.benchmark,
@@ -81,7 +81,7 @@ def p2_memory_check(
     unet: torch.nn.Module, x_T: torch.Tensor, device: torch.device, steps: int
 ) -> tuple[float, float, int]:
     """(seconds, peak MB, steps run) of the first ``steps`` DDIM steps of ``unet`` (on ``device``) from ``x_T``."""
-    sampler = p2_sample.course_sampler()
+    sampler = course_sampler()
     grid = sampler.steps()[:steps]
 
     def run() -> None:

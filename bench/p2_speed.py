@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # golden
 from golden_unet import golden_unet
 
 from hw2lib.cli import pick_device
-from p2.sample import course_sampler
+from hw2lib.ddim import course_sampler
 
 
 def main() -> None:

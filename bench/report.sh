@@ -22,7 +22,7 @@ python3 "$HERE/bench/p1_rule.py" "$HERE"/p1/checkpoints/*.jsonl "$HERE"/p1/check
 STAGE_LOG="$(ls -v "$HERE"/p1/checkpoints/ddpm_mnistm.stage*.metrics.jsonl | tail -n 1)"
 python3 "$HERE/bench/p1_training.py" "$STAGE_LOG" > "$OUT/p1/training.md"
 # P2's figures drawn by the digit model through the same DDIM; the face versions when the course's files are given
-py p2.figures --digit-model "$HERE/p1/checkpoints/ddpm_mnistm.pt" --out "$OUT/p2"
+py p1.ddim_figures --out "$OUT/p2"
 if [ -f "$DATA/face/UNet.pt" ] && [ -d "$DATA/face/noise" ]; then
   py p2.figures --noise-dir "$DATA/face/noise" --unet "$DATA/face/UNet.pt" --out "$OUT/p2"
 else

@@ -21,6 +21,7 @@ from typing import Callable, Optional
 import torch
 from tqdm.auto import tqdm
 
+from .cli import finite_or_error
 from .schedule import NoiseSchedule
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -119,3 +120,27 @@ class DDIMSampler(TimestepGrid):
 
     def update(self, eps, x_t, t, s, generator, last, memory):
         return self.step(eps, x_t, t, s, generator)
+
+
+def course_sampler(steps: int = 50, eta: float = 0.0) -> DDIMSampler:
+    """The reference DDIM: linear β schedule, grid [981, …, 1], ᾱ[0] at the end, x0 clipped."""
+    return DDIMSampler(
+        NoiseSchedule(), num_inference_steps=steps, steps_offset=1, set_alpha_to_one=False, clip_sample=True, eta=eta
+    )
+
+
+@torch.no_grad()
+def ddim_images(
+    eps_fn: EpsFn,
+    x_T: torch.Tensor,
+    sampler: DDIMSampler,
+    batch_size: int,
+    device: torch.device,
+    generator: Optional[torch.Generator] = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Samples (N, 3, H, W) on the CPU from noises ``x_T`` (N, 3, H, W), ``batch_size`` at a time."""
+    out = []
+    for chunk in tqdm(x_T.split(batch_size), desc="DDIM batches", disable=not progress):
+        out.append(sampler.sample(eps_fn, chunk.to(device), generator=generator, progress=progress).cpu())
+    return finite_or_error(torch.cat(out), "the UNet")

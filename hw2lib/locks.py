@@ -39,6 +39,7 @@ try:
     import fcntl
 except ImportError:  # no flock on this platform (Windows without WSL)
     fcntl = None
+NO_FCNTL = "this platform has no fcntl module"
 
 TEMP_PREFIX, TEMP_SUFFIX = ".hw2-", ".part"
 STAGING_PREFIX = ".hw2-staging-"  # hidden folder inside OUT_DIR that holds the outputs until they all exist
@@ -65,7 +66,7 @@ def try_lock(fd: int) -> bool:
     """Take an exclusive flock on ``fd`` without waiting; False when another process holds one.
     :class:`LocksUnavailable` when this platform or file system has no working flock."""
     if fcntl is None:
-        raise LocksUnavailable("this platform has no fcntl module")
+        raise LocksUnavailable(NO_FCNTL)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
@@ -102,7 +103,7 @@ def claim_folder(folder: Path) -> int:
     naming it. Without locks: one warning naming the staging folders left alone, and an unlocked fd
     (−1 where there is no fcntl: a folder cannot be opened on every platform)."""
     if fcntl is None:
-        warn_unlocked(folder, "this platform has no fcntl module", staging_folders(folder))
+        warn_unlocked(folder, NO_FCNTL, staging_folders(folder))
         return -1
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:

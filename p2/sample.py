@@ -18,25 +18,16 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from hw2lib.checkpoints import load_file, load_weights
-from hw2lib.cli import UserError, exact_float32, finite_or_error, pick_device, run_main
-from hw2lib.ddim import DDIMSampler, EpsFn
+from hw2lib.cli import UserError, exact_float32, pick_device, run_main
+from hw2lib.ddim import course_sampler, ddim_images
 from hw2lib.files import OutputFolder, check_output_dir, list_files, require_path
 from hw2lib.images import encode_png, minmax_to_uint8
-from hw2lib.schedule import NoiseSchedule
 
 from .unet import UNet
 
 MAX_NOISE_ELEMENTS = 3 * 2048 * 2048  # 64× the course's 256×256 noises; larger ones are refused before use
-
-
-def course_sampler(steps: int = 50, eta: float = 0.0) -> DDIMSampler:
-    """The reference DDIM: linear β schedule, grid [981, …, 1], ᾱ[0] at the end, x0 clipped."""
-    return DDIMSampler(
-        NoiseSchedule(), num_inference_steps=steps, steps_offset=1, set_alpha_to_one=False, clip_sample=True, eta=eta
-    )
 
 
 def load_unet(path: str | os.PathLike, device: torch.device) -> UNet:
@@ -75,23 +66,6 @@ def load_noise(path: Path) -> torch.Tensor:
 def load_noises(noise_dir: str | os.PathLike) -> dict[str, torch.Tensor]:
     """``{stem: noise}`` for every ``*.pt`` in ``noise_dir``, in name order."""
     return {p.stem: load_noise(p) for p in list_files(noise_dir, (".pt",), "noise tensors (*.pt)")}
-
-
-@torch.no_grad()
-def ddim_images(
-    eps_fn: EpsFn,
-    x_T: torch.Tensor,
-    sampler: DDIMSampler,
-    batch_size: int,
-    device: torch.device,
-    generator: Optional[torch.Generator] = None,
-    progress: bool = False,
-) -> torch.Tensor:
-    """Samples (N, 3, H, W) on the CPU from noises ``x_T`` (N, 3, H, W), ``batch_size`` at a time."""
-    out = []
-    for chunk in tqdm(x_T.split(batch_size), desc="DDIM batches", disable=not progress):
-        out.append(sampler.sample(eps_fn, chunk.to(device), generator=generator, progress=progress).cpu())
-    return finite_or_error(torch.cat(out), "the UNet")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -99,13 +99,13 @@ def test_p1_figures_on_meta_device(meta_copies_out):
 
 
 def test_p2_figures_and_gpu_memory_check_on_meta_device(meta_copies_out, monkeypatch):
-    from p2 import figures
-    from p2.figures import eta_grid, interpolation, lerp, slerp
-    from p2.sample import course_sampler
+    from hw2lib import ddim_figures
+    from hw2lib.ddim import course_sampler
+    from hw2lib.ddim_figures import eta_grid, interpolation, lerp, slerp
     from p2.unet import UNet
 
     # two DDIM steps instead of 50: every step builds the same tensors, and a meta forward still costs ~0.3 s
-    monkeypatch.setattr(figures, "course_sampler", lambda steps=50, eta=0.0: course_sampler(2, eta))
+    monkeypatch.setattr(ddim_figures, "course_sampler", lambda steps=50, eta=0.0: course_sampler(2, eta))
 
     with torch.device(META):
         unet = UNet().eval()  # built on meta: no weights allocated
