@@ -12,6 +12,8 @@ Every function takes ``x`` (B, C, H, W) on any device and draws its random numbe
 * :func:`random_polarity`: light-on-dark or dark-on-light (both occur in MNIST-M and SVHN).
 * :func:`random_neighbours`: SVHN crops are squares around one digit of a house number, so parts of
   the digits beside it show at the left and right edges; MNIST-M digits stand alone.
+* :func:`random_cutout`: a square of the image replaced by its mean: the strong view of
+  self-training (FixMatch's Cutout) must be recognised from what is left.
 """
 
 from __future__ import annotations
@@ -115,6 +117,19 @@ def random_neighbours(
     return (out * sign).expand(-1, 3, -1, -1).contiguous()
 
 
+def random_cutout(x: torch.Tensor, gen: torch.Generator, prob: float = 1.0, size: int = 10) -> torch.Tensor:
+    """With probability ``prob``, a ``size``×``size`` square at a random place (it may overhang the
+    border) set to the image's per-channel mean."""
+    n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+    apply = _pick(n, prob, gen, x.device)
+    top = torch.randint(-size // 2, h - size // 2, (n,), generator=gen).view(-1, 1, 1)
+    left = torch.randint(-size // 2, w - size // 2, (n,), generator=gen).view(-1, 1, 1)
+    rows, cols = torch.arange(h).view(1, -1, 1), torch.arange(w).view(1, 1, -1)
+    square = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
+    square = square.to(x.device).unsqueeze(1) & apply
+    return torch.where(square, x.mean((2, 3), keepdim=True), x)
+
+
 def source_view(x: torch.Tensor, gen: torch.Generator, stroke: float = 0.5, neighbours: float = 0.0) -> torch.Tensor:
     """The labelled source as the target will look: zoomed in, either polarity and, each with
     probability ``stroke``, thicker/thinner strokes and a softer image; with ``neighbours`` > 0, parts of
@@ -130,3 +145,9 @@ def target_view(x: torch.Tensor, gen: torch.Generator, stroke: float = 0.5) -> t
     mild affine jitter, either polarity and, each with probability ``stroke``, stroke width and blur."""
     x = random_affine(x, gen, zoom=(0.85, 1.15), degrees=15.0, shift=0.1)
     return random_polarity(random_blur(random_thickness(x, gen, prob=stroke), gen, prob=stroke), gen)
+
+
+def strong_target_view(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The strong view of self-training: :func:`target_view` with stroke width and blur each at
+    probability 0.5, then a 10×10 :func:`random_cutout`."""
+    return random_cutout(target_view(x, gen, stroke=0.5), gen)

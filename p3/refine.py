@@ -1,16 +1,20 @@
-"""Refine a trained P3 classifier on the unlabelled target alone, with SHOT's losses.
+"""Refine a trained P3 classifier on the unlabelled target alone: SHOT's losses and a mean teacher.
 
     python -m p3.refine --init-from runs/p3/usps_dann-plus-phase1/best.pt --target hw2_data/digits/usps \
-        --out-dir runs/p3/usps_dann-plus
+        --out-dir runs/p3/usps_dann-plus --consistency 1.0
 
 The second step of DANN+ (the first is ``python -m p3.train``): no source image is seen again
 (Liang et al. 2020, "Do we really need to access the source data?"). The student learns, on
-perturbed target views (p3/augment.py), three things (p3/pseudo_labels.py):
+perturbed target views (p3/augment.py), from three losses and an optional fourth (p3/pseudo_labels.py):
 
 * pseudo-labels from SHOT's feature centroids over the whole target train split, recomputed every
   ``--relabel-every`` steps from the network that would ship (weight ``--pseudo-weight``);
 * class balance KL(mean prediction ‖ uniform) (``--balance``), so it cannot collapse onto a class;
-* the mean prediction entropy (``--entropy``): with the balance term, information maximisation.
+* the mean prediction entropy (``--entropy``): with the balance term, information maximisation;
+* with ``--consistency`` > 0, the mean teacher's labels for the clean target images it is at least
+  ``--confidence`` sure of, learnt on strong views of the same images (``strong_target_view``: stroke,
+  blur and a cutout; FixMatch's consistency, with the teacher labelling instead of the student). The
+  DANN+ recipes use it (bench/p3_train_all.sh); 0, the default, is SHOT alone.
 
 What is evaluated and shipped is a mean teacher (an EMA of the student, decay 0.99) with BatchNorm
 statistics re-estimated on the target. Resumes from ``<out-dir>/last.pt`` (pseudo-labels included).
@@ -30,9 +34,15 @@ from hw2lib.digit_cnn import DigitClassifier, adapt_batchnorm, load_digit_classi
 from hw2lib.images import uint8_to_signed
 from hw2lib.training import ema_update
 
-from .augment import target_view
+from .augment import strong_target_view, target_view
 from .dann import annealed_lr
-from .pseudo_labels import centroid_labels, class_balance_loss, mean_entropy, pseudo_label_loss
+from .pseudo_labels import (
+    centroid_labels,
+    class_balance_loss,
+    confident_labels,
+    mean_entropy,
+    pseudo_label_loss,
+)
 from .train import ADAPT_BN_IMAGES
 from .training import Evaluation, Run, TargetData, add_common_args, load_target
 
@@ -49,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--balance", type=float, default=1.0, help="weight of the class-balance loss")
     p.add_argument("--entropy", type=float, default=1.0, help="weight of the mean prediction entropy")
     p.add_argument("--relabel-every", type=int, default=100, help="steps between centroid-label refreshes")
+    p.add_argument(
+        "--consistency", type=float, default=0.0, help="weight of the teacher's confident labels on strong views"
+    )
+    p.add_argument("--confidence", type=float, default=0.95, help="teacher confidence a label needs (--consistency)")
     return p
 
 
@@ -92,6 +106,10 @@ class Refiner:
             + args.balance * class_balance_loss(logits)
             + args.entropy * mean_entropy(logits)
         )
+        if args.consistency > 0:
+            labels, mask = confident_labels(self.teacher, xt, args.confidence)
+            strong = self.student(strong_target_view(xt, gen))[0]
+            loss = loss + args.consistency * pseudo_label_loss(strong, labels, mask)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -16,10 +16,12 @@ from hw2lib.metrics_log import read_metrics
 from p3.augment import (
     random_affine,
     random_blur,
+    random_cutout,
     random_neighbours,
     random_polarity,
     random_thickness,
     source_view,
+    strong_target_view,
     target_view,
 )
 from p3.pseudo_labels import (
@@ -288,6 +290,43 @@ def test_neighbouring_digits_paste_strokes_beside_the_centre_and_keep_its_polari
     g = torch.Generator().manual_seed(3)
     before = random_polarity(random_blur(random_affine(random_thickness(x, g), g), g), g)
     assert torch.equal(source_view(x, torch.Generator().manual_seed(3)), before)
+
+
+def test_cutout_replaces_one_square_by_the_image_mean_and_nothing_else():
+    x = torch.arange(2 * 3 * 28 * 28, dtype=torch.float32).view(2, 3, 28, 28) / 1000
+    out = random_cutout(x, torch.Generator().manual_seed(0), size=10)
+    changed = (out != x).any(1)  # (B, H, W): where the square went
+    for i in range(2):
+        rows, cols = changed[i].nonzero(as_tuple=True)
+        h, w = int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+        assert int(changed[i].sum()) == h * w and 5 <= h <= 10 and 5 <= w <= 10  # one square, maybe clipped
+        mean = x[i].mean((1, 2)).unsqueeze(1)  # (3, 1): each channel's mean
+        assert torch.equal(out[i][:, changed[i]], mean.expand(3, h * w))
+    assert torch.equal(random_cutout(x, torch.Generator().manual_seed(0), prob=0.0), x)
+    state = torch.get_rng_state()
+    a = strong_target_view(x, torch.Generator().manual_seed(4))
+    assert torch.equal(a, strong_target_view(x, torch.Generator().manual_seed(4))) and a.shape == x.shape
+    assert torch.equal(torch.get_rng_state(), state), "the global RNG was touched"
+
+
+@pytest.mark.slow
+def test_refinement_with_the_teachers_consistency_keeps_a_correct_model_correct(bar_digits, dann_run, tmp_path):
+    """With --consistency the student also learns the teacher's confident labels on strong views: from a
+    model that labels the bar digits right it stays right, and the loss differs from the run without it."""
+    _, target = bar_digits
+    flags = ("--steps", "10", "--batch-size", "16", "--eval-every", "10", "--relabel-every", "10")
+    losses = {}
+    for weight in ("0", "1"):
+        out = tmp_path / f"consistency{weight}"
+        result = run_module(
+            "p3.refine", "--init-from", dann_run / "best.pt", "--target", target, "--out-dir", out,
+            "--consistency", weight, "--confidence", "0.5", *flags,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        evals = evaluations(out)
+        assert [e["step"] for e in evals] == [10] and evals[0]["val_accuracy"] >= 0.95
+        losses[weight] = evals[0]["loss"]
+    assert losses["1"] != losses["0"]
 
 
 @pytest.mark.slow
