@@ -1,27 +1,37 @@
 #!/usr/bin/env bash
-# The SVHN DANN+ study: the recipe of bench/p3_train_all.sh at seeds 1 and 2 (its spread), and seed 0 with
-# one ingredient changed at a time (with VADA's target conditional entropy added; without the neighbouring
-# digits), each a first step and its refinement, two runs at a time, one thread each.
-# Then: python bench/p3_study.py RUNS_DIR/svhn_dann-plus*/ RUNS_DIR/svhn_ablate_*/ --spread svhn_dann-plus_s
+# The SVHN DANN+ ablations: the recipe of bench/p3_train_all.sh (seed 0) with one ingredient changed at
+# a time, two runs at a time, one thread each. Needs RUNS_DIR/svhn_dann-plus-phase1_s0 from
+# bench/p3_train_all.sh (the no-consistency refinement starts from it).
+#   svhn_ablate_no-consistency    the refinement without the teacher's confident labels (SHOT alone)
+#   svhn_ablate_no-neighbours     the first step without neighbouring digits, then the recipe's refinement
+#   svhn_ablate_entropy           the first step with VADA's target entropy (weight 0.1), then SHOT alone
+# Then: python bench/p3_study.py RUNS_DIR/svhn_dann-plus*_s*/ RUNS_DIR/svhn_ablate_*/ --spread svhn_dann-plus_s
+#   (the trailing slashes leave out the runs' .log files)
 # Usage: bash bench/p3_svhn_study.sh DIGITS_DIR RUNS_DIR   (DIGITS_DIR holds mnistm/ and svhn_real/)
 set -euo pipefail
 if [ "$#" -ne 2 ]; then echo "usage: bash bench/p3_svhn_study.sh DIGITS_DIR RUNS_DIR" >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export D="$1" R="$2" HERE
-run() {  # first-step name, refined name, seed, then the flags that differ from the recipe's first step
-  local first="$1" second="$2" seed="$3"; shift 3
+if [ ! -f "$R/svhn_dann-plus-phase1_s0/best.pt" ]; then
+  echo "error: $R/svhn_dann-plus-phase1_s0/best.pt not found (run bench/p3_train_all.sh DIGITS_DIR RUNS_DIR svhn first)" >&2
+  exit 2
+fi
+first() {  # name, then the flags that differ from the recipe's first step (seed 0)
+  local name="$1"; shift
   OMP_NUM_THREADS=1 python3 "$HERE/hw2lib/launch.py" p3.train --source "$D/mnistm" --target "$D/svhn_real" \
-    --out-dir "$R/$first" --steps 4000 --eval-every 250 --width 64 --normalize image --per-domain-bn \
-    --augment 0.5 --seed "$seed" "$@" > "$R/$first.log" 2>&1
-  OMP_NUM_THREADS=1 python3 "$HERE/hw2lib/launch.py" p3.refine --init-from "$R/$first/best.pt" \
-    --target "$D/svhn_real" --out-dir "$R/$second" --steps 3000 --lr 0.003 --eval-every 100 --seed "$seed" \
-    > "$R/$second.log" 2>&1
-  echo "done: $second"
+    --out-dir "$R/$name" --steps 4000 --eval-every 250 --width 64 --normalize image --per-domain-bn \
+    --augment 0.5 --seed 0 "$@" > "$R/$name.log" 2>&1
 }
-export -f run
+refine() {  # name, init run, then the flags that differ from the recipe's refinement (--consistency 1.0 or not)
+  local name="$1" init="$2"; shift 2
+  OMP_NUM_THREADS=1 python3 "$HERE/hw2lib/launch.py" p3.refine --init-from "$R/$init/best.pt" \
+    --target "$D/svhn_real" --out-dir "$R/$name" --steps 3000 --lr 0.003 --eval-every 100 --seed 0 "$@" \
+    > "$R/$name.log" 2>&1
+  echo "done: $name"
+}
+export -f first refine
 printf '%s\n' \
-  "run svhn_dann-plus-phase1_s1 svhn_dann-plus_s1 1 --neighbours 0.5" \
-  "run svhn_dann-plus-phase1_s2 svhn_dann-plus_s2 2 --neighbours 0.5" \
-  "run svhn_ablate_entropy-phase1 svhn_ablate_entropy 0 --neighbours 0.5 --target-entropy 0.1" \
-  "run svhn_ablate_no-neighbours-phase1 svhn_ablate_no-neighbours 0" |
+  "refine svhn_ablate_no-consistency svhn_dann-plus-phase1_s0" \
+  "first svhn_ablate_no-neighbours-phase1 && refine svhn_ablate_no-neighbours svhn_ablate_no-neighbours-phase1 --consistency 1.0" \
+  "first svhn_ablate_entropy-phase1 --neighbours 0.5 --target-entropy 0.1 && refine svhn_ablate_entropy svhn_ablate_entropy-phase1" |
   xargs -P 2 -I{} bash -c '{}'

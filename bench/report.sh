@@ -29,8 +29,8 @@ else
   echo "P2 figures skipped: $DATA/face/UNet.pt or $DATA/face/noise not found"
 fi
 py p3.report --digits "$DATA/digits" --out "$OUT/p3" --train-split-check
-L="$HERE/p3/checkpoints/logs"  # every adapted row's val pick beside its label-free pick; USPS DANN+'s three seeds
-python3 "$HERE/bench/p3_study.py" "$L/svhn_dann" "$L/svhn_dann-plus_s0" "$L/usps_dann" "$L"/usps_dann-plus_s* \
-  --spread usps_dann-plus_s > "$OUT/p3/seeds.md"
+L="$HERE/p3/checkpoints/logs"  # every adapted row's val pick beside its label-free pick; each DANN+ over its three seeds
+python3 "$HERE/bench/p3_study.py" "$L/svhn_dann" "$L"/svhn_dann-plus_s* "$L/usps_dann" "$L"/usps_dann-plus_s* \
+  --spread svhn_dann-plus_s usps_dann-plus_s > "$OUT/p3/seeds.md"
 python3 "$HERE/bench/render_report.py" "$HERE/docs/report.md.in" "$HERE/REPORT.md"
 echo "wrote $OUT/ and REPORT.md"

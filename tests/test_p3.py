@@ -186,6 +186,38 @@ def test_every_shipped_row_trained_within_the_protocol():
             assert sources == ["mnistm"], path
 
 
+def test_train_all_remakes_every_shipped_run_with_its_logged_arguments():
+    """bench/p3_train_all.sh, printing its commands (P3_PRINT_ONLY=1), has one command per shipped log,
+    and that command, parsed by its trainer's own parser, gives exactly the logged arguments (data
+    folders by name; where a run wrote, on which device and in how many sittings are not the recipe)."""
+    from p3 import refine, train
+
+    printed = run(["bash", REPO / "bench" / "p3_train_all.sh", "/D", "/R"], env={"P3_PRINT_ONLY": "1"})
+    assert printed.returncode == 0, printed.stderr
+    commands = {}
+    for line in printed.stdout.splitlines():
+        module, *argv = line.split()
+        parser = {"p3.train": train.build_parser, "p3.refine": refine.build_parser}[module]()
+        commands[Path(parser.parse_args(argv).out_dir).name] = (module, parser, vars(parser.parse_args(argv)))
+    logs = sorted((REPO / "p3" / "checkpoints" / "logs").glob("*/args.json"))
+    assert {p.parent.name for p in logs} <= set(commands), "a shipped run that the script does not make"
+
+    def recipe(args: dict) -> dict:
+        names = {k: [Path(s).name for s in v] if isinstance(v, list) else Path(v).name
+                 for k, v in args.items() if k in ("source", "target")}  # fmt: skip
+        return {**{k: v for k, v in args.items() if k not in ("out_dir", "init_from", "device", "stop_after")}, **names}
+
+    for path in logs:
+        module, parser, args = commands[path.parent.name]
+        logged = json.loads(path.read_text())
+        for flag in set(args) - set(logged):  # added since that run: its default must be what the run did
+            assert args[flag] == parser.get_default(flag), f"{path}: --{flag} was not logged, yet the script sets it"
+            logged[flag] = args[flag]
+        assert recipe(logged) == recipe(args), f"{path}: {module} {path.parent.name}"
+        if module == "p3.refine":  # refined from its own first step
+            assert Path(args["init_from"]).parent.name == "-phase1_s".join(path.parent.name.rsplit("_s", 1))
+
+
 def test_p3_ship_refuses_a_run_on_the_stand_in(tmp_path):
     run_dir = tmp_path / "runs" / "svhn_dann-plus-phase1"
     run_dir.mkdir(parents=True)
