@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The SVHN DANN+ ablations: the recipe of bench/p3_train_all.sh (seed 0) with one ingredient changed at
-# a time, two runs at a time, one thread each. Needs RUNS_DIR/svhn_dann-plus-phase1_s0 from
-# bench/p3_train_all.sh (the no-consistency refinement starts from it).
+# The SVHN DANN+ ablations: the recipe of bench/p3_train_all.sh (seed 0, its flags from
+# bench/p3_recipes.sh) with one ingredient changed at a time, two runs at a time, one thread each.
+# Needs RUNS_DIR/svhn_dann-plus-phase1_s0 from bench/p3_train_all.sh (the no-consistency refinement
+# starts from it).
 #   svhn_ablate_no-consistency    the refinement without the teacher's confident labels (SHOT alone)
 #   svhn_ablate_no-neighbours     the first step without neighbouring digits, then the recipe's refinement
 #   svhn_ablate_entropy           the first step with VADA's target entropy (weight 0.1), then SHOT alone
@@ -16,22 +17,22 @@ if [ ! -f "$R/svhn_dann-plus-phase1_s0/best.pt" ]; then
   echo "error: $R/svhn_dann-plus-phase1_s0/best.pt not found (run bench/p3_train_all.sh DIGITS_DIR RUNS_DIR svhn first)" >&2
   exit 2
 fi
-first() {  # name, then the flags that differ from the recipe's first step (seed 0)
+first() {  # name, then the flags that change the recipe's first step (seed 0)
   local name="$1"; shift
+  . "$HERE/bench/p3_recipes.sh"
   OMP_NUM_THREADS=1 python3 "$HERE/hw2lib/launch.py" p3.train --source "$D/mnistm" --target "$D/svhn_real" \
-    --out-dir "$R/$name" --steps 4000 --eval-every 250 --width 64 --normalize image --per-domain-bn \
-    --augment 0.5 --seed 0 "$@" > "$R/$name.log" 2>&1
+    --out-dir "$R/$name" "${SVHN_FIRST[@]}" --seed 0 "$@" > "$R/$name.log" 2>&1
 }
-refine() {  # name, init run, then the flags that differ from the recipe's refinement (--consistency 1.0 or not)
+refine() {  # name, init run, then the flags that change the recipe's refinement (seed 0)
   local name="$1" init="$2"; shift 2
+  . "$HERE/bench/p3_recipes.sh"
   OMP_NUM_THREADS=1 python3 "$HERE/hw2lib/launch.py" p3.refine --init-from "$R/$init/best.pt" \
-    --target "$D/svhn_real" --out-dir "$R/$name" --steps 3000 --lr 0.003 --eval-every 100 --seed 0 "$@" \
-    > "$R/$name.log" 2>&1
+    --target "$D/svhn_real" --out-dir "$R/$name" "${SVHN_REFINE[@]}" --seed 0 "$@" > "$R/$name.log" 2>&1
   echo "done: $name"
 }
 export -f first refine
 printf '%s\n' \
-  "refine svhn_ablate_no-consistency svhn_dann-plus-phase1_s0" \
-  "first svhn_ablate_no-neighbours-phase1 && refine svhn_ablate_no-neighbours svhn_ablate_no-neighbours-phase1 --consistency 1.0" \
-  "first svhn_ablate_entropy-phase1 --neighbours 0.5 --target-entropy 0.1 && refine svhn_ablate_entropy svhn_ablate_entropy-phase1" |
+  "refine svhn_ablate_no-consistency svhn_dann-plus-phase1_s0 --consistency 0" \
+  "first svhn_ablate_no-neighbours-phase1 --neighbours 0 && refine svhn_ablate_no-neighbours svhn_ablate_no-neighbours-phase1" \
+  "first svhn_ablate_entropy-phase1 --target-entropy 0.1 && refine svhn_ablate_entropy svhn_ablate_entropy-phase1 --consistency 0" |
   xargs -P 2 -I{} bash -c '{}'

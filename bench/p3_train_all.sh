@@ -13,20 +13,27 @@ set -euo pipefail
 if [ "$#" -lt 2 ] || [ "$#" -gt 3 ]; then echo "usage: bash bench/p3_train_all.sh DIGITS_DIR RUNS_DIR [usps|svhn]" >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 D="$1"; R="$2"; WHICH="${3:-both}"
+. "$HERE/bench/p3_recipes.sh"  # the DANN+ recipes' flags
 py() {  # this checkout's modules, wherever it runs from; P3_PRINT_ONLY=1 prints each command instead
   if [ -n "${P3_PRINT_ONLY:-}" ]; then echo "$*"; else python3 "$HERE/hw2lib/launch.py" "$@"; fi
+}
+
+dann_plus() {  # target name, target folder: the recipe (${NAME^^}_FIRST, _REFINE) at seeds 0-2
+  local name="$1" target="$2" seed
+  local -n first="${1^^}_FIRST" refine="${1^^}_REFINE"
+  for seed in 0 1 2; do
+    py p3.train --source "$D/mnistm" --target "$target" --out-dir "$R/${name}_dann-plus-phase1_s$seed" \
+      "${first[@]}" --seed "$seed"
+    py p3.refine --init-from "$R/${name}_dann-plus-phase1_s$seed/best.pt" --target "$target" \
+      --out-dir "$R/${name}_dann-plus_s$seed" "${refine[@]}" --seed "$seed"
+  done
 }
 
 usps() {
   # DANN+ = DANN (grayscale, per-image standardised input, per-domain BN, geometric and polarity
   # augmentation of the source), then SHOT's refinement on USPS alone with the mean teacher's confident
   # labels on strong views; three seeds, best val ships
-  for seed in 0 1 2; do
-    py p3.train --source "$D/mnistm" --target "$D/usps" --out-dir "$R/usps_dann-plus-phase1_s$seed" \
-      --steps 500 --normalize image --per-domain-bn --augment 0 --eval-every 100 --seed "$seed"
-    py p3.refine --init-from "$R/usps_dann-plus-phase1_s$seed/best.pt" --target "$D/usps" \
-      --out-dir "$R/usps_dann-plus_s$seed" --steps 2000 --eval-every 100 --consistency 1.0 --seed "$seed"
-  done
+  dann_plus usps "$D/usps"
   # DANN as the paper has it (RGB input, shared BN), 5,000 steps
   py p3.train --source "$D/mnistm" --target "$D/usps" --out-dir "$R/usps_dann" --steps 5000 --width 64
   py p3.train --source "$D/mnistm" --target "$D/usps" --out-dir "$R/usps_source-only" --steps 1000 --width 64 \
@@ -41,13 +48,7 @@ svhn() {
   # digits pasted beside the centre one), then SHOT's refinement on real SVHN alone with the mean
   # teacher's confident labels on strong views; three seeds, best val ships (ablations:
   # bench/p3_svhn_study.sh)
-  for seed in 0 1 2; do
-    py p3.train --source "$D/mnistm" --target "$D/svhn_real" --out-dir "$R/svhn_dann-plus-phase1_s$seed" \
-      --steps 4000 --eval-every 250 --width 64 --normalize image --per-domain-bn --augment 0.5 --neighbours 0.5 \
-      --seed "$seed"
-    py p3.refine --init-from "$R/svhn_dann-plus-phase1_s$seed/best.pt" --target "$D/svhn_real" \
-      --out-dir "$R/svhn_dann-plus_s$seed" --steps 3000 --lr 0.003 --eval-every 100 --consistency 1.0 --seed "$seed"
-  done
+  dann_plus svhn "$D/svhn_real"
   py p3.train --source "$D/mnistm" --target "$D/svhn_real" --out-dir "$R/svhn_dann" --steps 2000 --width 64 \
     --normalize image
   py p3.train --source "$D/mnistm" --target "$D/svhn_real" --out-dir "$R/svhn_source-only" --steps 1000 --width 64 \

@@ -15,5 +15,6 @@ if [ ! -f "$R/usps_dann-plus-phase1_s0/best.pt" ]; then
   echo "error: $R/usps_dann-plus-phase1_s0/best.pt not found (run bench/p3_train_all.sh DIGITS_DIR RUNS_DIR usps first)" >&2
   exit 2
 fi
+. "$HERE/bench/p3_recipes.sh"  # the DANN+ recipes' flags
 python3 "$HERE/hw2lib/launch.py" p3.refine --init-from "$R/usps_dann-plus-phase1_s0/best.pt" --target "$D/usps" \
-  --out-dir "$R/usps_ablate_no-consistency" --steps 2000 --eval-every 100 --seed 0
+  --out-dir "$R/usps_ablate_no-consistency" "${USPS_REFINE[@]}" --seed 0 --consistency 0

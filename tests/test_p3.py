@@ -198,7 +198,8 @@ def test_train_all_remakes_every_shipped_run_with_its_logged_arguments():
     for line in printed.stdout.splitlines():
         module, *argv = line.split()
         parser = {"p3.train": train.build_parser, "p3.refine": refine.build_parser}[module]()
-        commands[Path(parser.parse_args(argv).out_dir).name] = (module, parser, vars(parser.parse_args(argv)))
+        args = vars(parser.parse_args(argv))
+        commands[Path(args["out_dir"]).name] = (module, parser, args)
     logs = sorted((REPO / "p3" / "checkpoints" / "logs").glob("*/args.json"))
     assert {p.parent.name for p in logs} <= set(commands), "a shipped run that the script does not make"
 
