@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# P3: DANN digit classification. Usage: bash hw2_3.sh TEST_DIR OUT_CSV   (TEST_DIR names svhn or usps)
+# P3: DANN digit classification. Usage: bash hw2_3.sh TEST_DIR OUT_CSV   (domain: named in the path, else all-grey images = usps, all-colour = svhn)
 set -euo pipefail
 if [ "$#" -ne 2 ]; then
   echo "usage: bash hw2_3.sh TEST_DIR OUT_CSV" >&2
