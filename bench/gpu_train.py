@@ -15,7 +15,8 @@ monitor's pick), ``metrics.jsonl``, ``args.json`` and ``report.md``; the optimis
 flags after ``--`` replace them one by one): a fresh (80, 160)-channel UNet with four middle blocks
 (5.72 M parameters; one network evaluation costs 1.33× the shipped model's on the 2-core CPU by
 ``bench/p1_forward_cost.py``, so ``hw2_1.sh`` stays under 2× its time there), min-SNR-5 loss, bf16
-autocast, batches of 256.
+autocast (on a GPU without bf16, a T4 or V100, ``p1.train`` warns and trains in fp32: the calibration
+then times fp32 steps, so the budget still holds), batches of 256.
 """
 
 from __future__ import annotations

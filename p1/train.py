@@ -10,19 +10,23 @@ steps, with the model alone and with the shipped guidance, logs the grader's LeN
 Fréchet distance for both, and keeps the best EMA by both as ``best.pt`` (``p1/monitor.py``).
 
 The loss is ε-MSE with min-SNR-γ weighting (``p1/losses.py``); ``--bf16`` runs forward and loss
-under bf16 autocast (fp32 weights and optimiser), which pays on CPUs with AMX; sampling is fp32.
+under bf16 autocast (fp32 weights and optimiser), which pays on CPUs with AMX and on GPUs from
+Ampere on; on a GPU without bf16 (T4, V100, RTX 20xx: the grader's card) it trains in plain fp32
+instead, after one warning line (:func:`autocast_dtype`). Sampling is fp32.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import ContextManager, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -62,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-snr-gamma", type=float, default=0.0, help="min-SNR-γ loss weighting (p1/losses.py); 0 = the simple loss"
     )
     p.add_argument(
-        "--bf16", action="store_true", help="bf16 autocast for forward and loss (fp32 weights; pays on CPUs with AMX)"
+        "--bf16",
+        action="store_true",
+        help="bf16 autocast for forward and loss (fp32 weights; pays on CPUs with AMX and Ampere+ GPUs); "
+        "on a GPU without bf16 (T4, V100, RTX 20xx) it warns and trains in fp32",
     )
     p.add_argument("--channels", type=int, nargs="+", default=list(d.channels), help="UNet width per level")
     p.add_argument("--blocks-per-level", type=int, default=d.blocks_per_level, help="residual blocks per level")
@@ -149,6 +156,54 @@ def setup_process(device_name: str) -> Process:
     return Process(device, dist.get_rank(), dist.get_world_size())
 
 
+def autocast_dtype(device: torch.device, want_bf16: bool) -> Optional[torch.dtype]:
+    """The dtype that training's forward and loss autocast to on ``device``: bf16 when ``--bf16``
+    asks for it and the device has it (any CPU; a GPU whose ``torch.cuda.is_bf16_supported()``, the
+    check torch's CUDA autocast itself makes), else None: plain fp32, no autocast."""
+    if not want_bf16:
+        return None
+    if device.type == "cpu" or (device.type == "cuda" and gpu_has_bf16()):
+        return torch.bfloat16
+    # Without bf16 we train in fp32 rather than fp16 autocast. fp16 would be faster on a T4, but it
+    # needs a GradScaler: its skipped steps, and its state in last.pt (which every existing last.pt
+    # lacks), and fp16's narrow range is not the bf16 the recipe's stages were tuned under. fp32 is
+    # always correct and resumes any last.pt; only training time is lost (the grader only samples).
+    return None
+
+
+def gpu_has_bf16() -> bool:
+    """Whether the current GPU computes in bf16 natively. Newer torch counts emulated bf16 (slow, on
+    cards before Ampere) unless asked not to; torch 2.0.1 has no such argument and counts native only."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:
+        return torch.cuda.is_bf16_supported()
+
+
+def bf16_fallback_warning(device: torch.device) -> str:
+    """The one line that says ``--bf16`` trains in fp32 on ``device``, and why."""
+    if device.type == "cuda":
+        why = "this GPU has no bf16 (torch.cuda.is_bf16_supported() is False: cards before Ampere, e.g. T4, V100)"
+    else:
+        why = f"torch has no bf16 autocast on {device.type}"
+    return f"warning: --bf16: {why}; training in fp32 instead (no autocast)"
+
+
+def training_autocast(proc: Process, want_bf16: bool) -> Optional[torch.dtype]:
+    """:func:`autocast_dtype` for this process's device; where ``--bf16`` falls back to fp32 the
+    main process says so in one line on stderr (once per run, not once per step or per rank)."""
+    dtype = autocast_dtype(proc.device, want_bf16)
+    if want_bf16 and dtype is None and proc.is_main:
+        print(bf16_fallback_warning(proc.device), file=sys.stderr, flush=True)
+    return dtype
+
+
+def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> ContextManager:
+    """Autocast to ``dtype`` on ``device``, or no autocast block at all for None. Never an
+    ``enabled=False`` bf16 one: torch 2.0.1 checks the dtype even then, and raises on a GPU without bf16."""
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
 @dataclass
 class Parts:
     """The model being trained, its EMA (what ships) and the optimiser."""
@@ -182,8 +237,19 @@ def build(args: argparse.Namespace, device: torch.device) -> Parts:
     return Parts(model, ema, optimizer)
 
 
-def training_step(net, parts: Parts, schedule: NoiseSchedule, images, labels, step: int, args, proc: Process) -> float:
-    """One optimiser step on this process's share of the global batch; returns the loss."""
+def training_step(
+    net,
+    parts: Parts,
+    schedule: NoiseSchedule,
+    images,
+    labels,
+    step: int,
+    args,
+    proc: Process,
+    amp_dtype: Optional[torch.dtype],
+) -> float:
+    """One optimiser step on this process's share of the global batch, forward and loss under
+    autocast to ``amp_dtype`` (None: fp32; see :func:`autocast_dtype`); returns the loss."""
     idx = batch_indices(step, len(images), args.batch_size, proc.rank, proc.world, args.seed)
     x0 = uint8_to_signed(images[idx]).to(proc.device)
     if proc.device.type == "cpu":
@@ -192,7 +258,7 @@ def training_step(net, parts: Parts, schedule: NoiseSchedule, images, labels, st
     for group in parts.optimizer.param_groups:
         group["lr"] = lr_at(step, args)
     y, gamma = labels[idx].to(proc.device), args.min_snr_gamma or None
-    with torch.autocast(proc.device.type, dtype=torch.bfloat16, enabled=args.bf16):
+    with autocast(proc.device, amp_dtype):
         loss = diffusion_loss(net, schedule, x0, y, args.p_uncond, gen, parts.model.null_label, gamma)
     parts.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -224,6 +290,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         "limit",
     )
     proc = setup_process(args.device)
+    amp_dtype = training_autocast(proc, args.bf16)
     out_dir = Path(args.out_dir)
     seed_everything(args.seed)
     images, labels = load_split(args.data_root, "train", limit=args.limit)
@@ -249,7 +316,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     clock, running = TrainingClock(resumed), None  # elapsed_s counts every sitting, not only this one
     last_step = min(args.steps, step + args.stop_after) if args.stop_after else args.steps
     while step < last_step:
-        loss = training_step(net, parts, schedule, images, labels, step, args, proc)
+        loss = training_step(net, parts, schedule, images, labels, step, args, proc, amp_dtype)
         step += 1
         running = loss if running is None else 0.98 * running + 0.02 * loss
         bar.update(1)

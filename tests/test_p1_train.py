@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, make_digit_dataset, run_module
+from conftest import REPO, is_progress_bar, make_digit_dataset, run_module
 from hw2lib.cli import seed_everything
 from hw2lib.digits import load_split
 from hw2lib.images import uint8_to_signed
@@ -161,3 +161,113 @@ def load_init(mnistm: Path, tmp_path: Path) -> dict:
     args = p1_train.build_parser().parse_args(train_args(mnistm, tmp_path / "init", "--steps", "1"))
     seed_everything(args.seed)
     return p1_train.build(args, torch.device("cpu")).model.state_dict()
+
+
+# ---------------------------------------------------------------- --bf16 on a GPU without bf16
+
+
+@pytest.mark.parametrize(
+    "device, want_bf16, gpu_has_bf16, expected",
+    [
+        ("cpu", True, False, torch.bfloat16),  # CPU autocast has bf16, whatever the GPU
+        ("cpu", False, True, None),
+        ("cuda", True, True, torch.bfloat16),  # Ampere and later
+        ("cuda", True, False, None),  # T4, V100, RTX 2080 Ti: fp32
+        ("cuda", False, True, None),
+        ("meta", True, True, None),  # no bf16 autocast there (nor on mps in torch 2.0.1)
+    ],
+)
+def test_autocast_dtype_is_bf16_only_where_the_device_has_it(monkeypatch, device, want_bf16, gpu_has_bf16, expected):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: gpu_has_bf16)
+    assert p1_train.autocast_dtype(torch.device(device), want_bf16) is expected
+
+
+def test_autocast_block_is_bf16_on_the_cpu_and_absent_for_none():
+    a, b = torch.randn(4, 4), torch.randn(4, 4)
+    with p1_train.autocast(torch.device("cpu"), torch.bfloat16):
+        assert (a @ b).dtype == torch.bfloat16
+        assert torch.is_autocast_cpu_enabled()
+    with p1_train.autocast(torch.device("cpu"), None):
+        assert (a @ b).dtype == torch.float32
+        assert not torch.is_autocast_cpu_enabled()
+
+
+def autocast_as_in_torch_2_0_1(real):
+    """``torch.autocast`` with torch 2.0.1's check (torch/amp/autocast_mode.py): a bf16 CUDA autocast
+    raises on a card without bf16, even with ``enabled=False`` (later versions check only when enabled)."""
+
+    def autocast(device_type, dtype=None, enabled=True, cache_enabled=None):
+        if device_type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+            raise RuntimeError("Current CUDA Device does not support bfloat16. Please switch dtype to float16.")
+        return real(device_type, dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)
+
+    return autocast
+
+
+def cpu_for_cuda(where):
+    """``where`` (a device, a device string or anything else ``.to`` takes) with CUDA replaced by the CPU."""
+    if isinstance(where, torch.device) and where.type == "cuda":
+        return torch.device("cpu")
+    if isinstance(where, str) and where.startswith("cuda"):
+        return "cpu"
+    return where
+
+
+@pytest.fixture()
+def gpu_without_bf16(monkeypatch):
+    """A CUDA card before Ampere (the grader's RTX 2080 Ti, a T4, a V100), played by the CPU:
+    ``--device cuda`` is accepted and ``proc.device.type`` is ``cuda``, but tensors and modules sent
+    there stay on the CPU (so the run really trains), and ``torch.autocast`` checks bf16 as 2.0.1 does.
+    ``torch.cuda.is_available`` stays False: torch's own internals (the optimiser's graph-capture
+    check, the generators saved in last.pt) would otherwise go looking for a driver."""
+    monkeypatch.setattr(p1_train, "pick_device", lambda name: torch.device(name))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch, "autocast", autocast_as_in_torch_2_0_1(torch.autocast))
+    tensor_to, module_to = torch.Tensor.to, torch.nn.Module.to
+
+    def redirected(to):
+        return lambda self, *args, **kwargs: to(
+            self, *map(cpu_for_cuda, args), **{k: cpu_for_cuda(v) for k, v in kwargs.items()}
+        )
+
+    monkeypatch.setattr(torch.Tensor, "to", redirected(tensor_to))
+    monkeypatch.setattr(torch.nn.Module, "to", redirected(module_to))
+
+
+def test_no_autocast_block_is_opened_for_fp32_even_on_a_gpu_without_bf16(gpu_without_bf16):
+    """torch 2.0.1 raised for ``torch.autocast("cuda", dtype=torch.bfloat16, enabled=False)`` on such
+    a card: the fp32 path must open no autocast at all (what the old ``enabled=args.bf16`` did)."""
+    with pytest.raises(RuntimeError, match="does not support bfloat16"):  # the emulation holds
+        torch.autocast("cuda", dtype=torch.bfloat16, enabled=False)
+    cuda = torch.device("cuda")
+    with p1_train.autocast(cuda, p1_train.autocast_dtype(cuda, want_bf16=True)):
+        assert not torch.is_autocast_enabled()
+
+
+def stderr_lines(captured: str) -> list[str]:
+    """What a run wrote on stderr, progress bars aside."""
+    return [line for line in captured.splitlines() if line.strip() and not is_progress_bar(line)]
+
+
+@pytest.mark.slow
+def test_bf16_on_a_gpu_without_bf16_warns_once_and_trains_in_fp32(gpu_without_bf16, mnistm, tmp_path, capsys):
+    """The P1 recipe passes --bf16; on a pre-Ampere GPU under torch 2.0.1 that used to raise "Current
+    CUDA Device does not support bfloat16" at its first step. It now warns once and trains on in fp32,
+    exactly as a run without --bf16 (which 2.0.1 also refused, for the bf16 dtype of a disabled autocast)."""
+    p1_train.main(train_args(mnistm, tmp_path / "bf16", "--steps", "1", "--device", "cuda", "--bf16"))
+    captured = capsys.readouterr()
+    assert "device cuda" in captured.out
+    warnings = stderr_lines(captured.err)
+    assert len(warnings) == 1 and warnings[0].startswith("warning: --bf16: this GPU has no bf16"), warnings
+    assert "fp32" in warnings[0]
+
+    p1_train.main(train_args(mnistm, tmp_path / "fp32", "--steps", "1", "--device", "cuda"))
+    assert stderr_lines(capsys.readouterr().err) == []  # no --bf16, nothing to say
+
+    with_bf16, without = load_last(tmp_path / "bf16"), load_last(tmp_path / "fp32")
+    assert with_bf16["step"] == without["step"] == 1
+    assert all(row["loss"] > 0 for row in read_metrics(tmp_path / "bf16" / "metrics.jsonl"))
+    init = load_init(mnistm, tmp_path)
+    assert any(not torch.equal(tensor, init[name]) for name, tensor in with_bf16["model"].items())  # it trained
+    for name, tensor in with_bf16["model"].items():
+        assert torch.isfinite(tensor).all() and torch.equal(tensor, without["model"][name]), name
