@@ -225,7 +225,7 @@ def check_training(args, device, out: Path) -> list[Row]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--digits", required=True, help="hw2_data/digits (mnistm/, usps/, svhn_real/)")
+    p.add_argument("--digits", required=True, help="hw2_data/digits (mnistm/, usps/, svhn/)")
     p.add_argument("--classifier", required=True, help="the grader's LeNet, Classifier.pth")
     p.add_argument("--out", required=True, help="folder for report.md and the compared outputs")
     p.add_argument("--device", default="cuda", help="the device under test (cpu: a dry run of the report)")

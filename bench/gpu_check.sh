@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run on a machine with a GPU: the grader's path on CUDA, checked against the CPU on the same machine.
 # Usage: bash bench/gpu_check.sh DIGITS_DIR CLASSIFIER_PTH OUT_DIR [extra flags for bench/gpu_check.py]
-#   DIGITS_DIR holds mnistm/ usps/ svhn_real/ (course layout); writes OUT_DIR/report.md; exit 1 if a check fails.
+#   DIGITS_DIR holds mnistm/ usps/ svhn/ (course layout); writes OUT_DIR/report.md; exit 1 if a check fails.
 set -euo pipefail
 if [ "$#" -lt 3 ]; then echo "usage: bash bench/gpu_check.sh DIGITS_DIR CLASSIFIER_PTH OUT_DIR [flags]" >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

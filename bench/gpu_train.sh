@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call for a lent GPU: the grader's path on CUDA (bench/gpu_check.sh), then P1 training for the minutes left.
 # Usage: bash bench/gpu_train.sh DIGITS_DIR CLASSIFIER_PTH OUT_DIR MINUTES [p1.train flags…]
-#   DIGITS_DIR holds mnistm/ usps/ svhn_real/; OUT_DIR/check/report.md is the check, OUT_DIR/p1/ the trained
+#   DIGITS_DIR holds mnistm/ usps/ svhn/; OUT_DIR/check/report.md is the check, OUT_DIR/p1/ the trained
 #   model (model.pt, best.pt, metrics.jsonl, report.md; under 64 MiB in all, to be copied home).
 #   MINUTES is the training's budget (calibration included), after the check. GPU_CHECK_FLAGS adds flags
 #   to bench/gpu_check.py (e.g. "--device cpu --train-steps 1" for a dry run without a GPU), GPU_TRAIN_FLAGS

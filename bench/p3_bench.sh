@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Time hw2_3.sh on the first N images of a digits folder's val split and score its CSV against val.csv.
 # Usage: bash bench/p3_bench.sh DOMAIN_DIR {usps|svhn} [N=2000]
-#   DOMAIN_DIR is e.g. hw2_data/digits/usps or hw2_data/digits/svhn_real (course layout: data/, val.csv).
+#   DOMAIN_DIR is e.g. hw2_data/digits/usps or hw2_data/digits/svhn (course layout: data/, val.csv).
 #   The images are linked into a temporary folder named after the domain, as hw2_3.sh reads it from the path.
 set -euo pipefail
 if [ "$#" -lt 2 ]; then echo "usage: bash bench/p3_bench.sh DOMAIN_DIR {usps|svhn} [N]" >&2; exit 2; fi

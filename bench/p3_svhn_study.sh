@@ -8,7 +8,7 @@
 #   svhn_ablate_entropy           the first step with VADA's target entropy (weight 0.1), then SHOT alone
 # Then: python bench/p3_study.py RUNS_DIR/svhn_dann-plus*_s*/ RUNS_DIR/svhn_ablate_*/ --spread svhn_dann-plus_s
 #   (the trailing slashes leave out the runs' .log files)
-# Usage: bash bench/p3_svhn_study.sh DIGITS_DIR RUNS_DIR   (DIGITS_DIR holds mnistm/ and svhn_real/)
+# Usage: bash bench/p3_svhn_study.sh DIGITS_DIR RUNS_DIR   (DIGITS_DIR holds mnistm/ and svhn/)
 set -euo pipefail
 if [ "$#" -ne 2 ]; then echo "usage: bash bench/p3_svhn_study.sh DIGITS_DIR RUNS_DIR" >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,14 +20,14 @@ fi
 first() {  # name, then the flags that change the recipe's first step (seed 0)
   local name="$1"; shift
   . "$HERE/bench/p3_recipes.sh"
-  OMP_NUM_THREADS=1 python3 "$HERE/hw2lib/launch.py" p3.train --source "$D/mnistm" --target "$D/svhn_real" \
+  OMP_NUM_THREADS=1 python3 "$HERE/hw2lib/launch.py" p3.train --source "$D/mnistm" --target "$D/svhn" \
     --out-dir "$R/$name" "${SVHN_FIRST[@]}" --seed 0 "$@" > "$R/$name.log" 2>&1
 }
 refine() {  # name, init run, then the flags that change the recipe's refinement (seed 0)
   local name="$1" init="$2"; shift 2
   . "$HERE/bench/p3_recipes.sh"
   OMP_NUM_THREADS=1 python3 "$HERE/hw2lib/launch.py" p3.refine --init-from "$R/$init/best.pt" \
-    --target "$D/svhn_real" --out-dir "$R/$name" "${SVHN_REFINE[@]}" --seed 0 "$@" > "$R/$name.log" 2>&1
+    --target "$D/svhn" --out-dir "$R/$name" "${SVHN_REFINE[@]}" --seed 0 "$@" > "$R/$name.log" 2>&1
   echo "done: $name"
 }
 export -f first refine

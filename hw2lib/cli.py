@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import sys
+import threading
 from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -54,18 +55,34 @@ def run_main(main: Callable[[Optional[Sequence[str]]], None], argv: Optional[Seq
         signal.signal(signal.SIGTERM, previous)
 
 
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back inside the block (they are delivered when it ends): for clean-ups
-    that must not themselves be cut short. A no-op where the platform has no signal masks."""
-    if not hasattr(signal, "pthread_sigmask"):
+    """Hold SIGINT and SIGTERM back inside the block and act on them when it ends, as the handlers in
+    place before it would have: for clean-ups and swaps that must not themselves be cut short.
+
+    The handlers are swapped for ones that only note the signal. A signal mask would not do: it is per
+    thread, and a process-directed signal goes to any thread that does not block it (torch starts
+    worker threads), whose C handler then has Python run the handler in the main thread mid-block.
+    Outside the main thread, where handlers cannot be set, the block runs unguarded."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    pending: list[tuple[int, object]] = []
+    previous = {s: signal.signal(s, lambda signum, frame: pending.append((signum, frame))) for s in HELD_SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)  # None: set outside Python
+        for signum, frame in pending:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 def finite_or_error(x: torch.Tensor, what: str) -> torch.Tensor:

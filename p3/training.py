@@ -14,7 +14,6 @@ target's *train* split (its labels used only to score: a second check) and the l
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
@@ -26,6 +25,7 @@ from hw2lib.checkpoints import save_checkpoint
 from hw2lib.digit_cnn import DigitClassifier, accuracy, penultimate_features
 from hw2lib.digits import load_split
 from hw2lib.metrics_log import append_metrics
+from hw2lib.run_record import append_sitting, check_sitting, record_arguments
 from hw2lib.training import TrainingClock, resume_training, save_training_state
 
 from .pseudo_labels import information_score
@@ -48,7 +48,11 @@ def load_target(root: str) -> TargetData:
 def add_common_args(p: argparse.ArgumentParser, steps: int, lr: float) -> None:
     """The flags both commands take."""
     p.add_argument("--target", required=True, help="target folder (course layout), e.g. …/digits/usps")
-    p.add_argument("--out-dir", required=True, help="folder for last.pt, best.pt and metrics.jsonl")
+    p.add_argument(
+        "--out-dir",
+        required=True,
+        help="folder for last.pt, best.pt, metrics.jsonl and record.jsonl (one line a sitting)",
+    )
     p.add_argument("--steps", type=int, default=steps, help="optimiser steps (the schedules span them)")
     p.add_argument("--batch-size", type=int, default=64, help="images per domain per step")
     p.add_argument("--lr", type=float, default=lr, help="μ0 of the annealed SGD learning rate")
@@ -58,6 +62,11 @@ def add_common_args(p: argparse.ArgumentParser, steps: int, lr: float) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed for init, batches and augmentation")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, …")
+    p.add_argument(
+        "--allow-changed-args",
+        action="store_true",
+        help="resume although training arguments differ from the run's record.jsonl (the change is recorded)",
+    )
 
 
 @dataclass
@@ -94,9 +103,13 @@ class Run:
         self.clock = TrainingClock()
 
     def resume(self) -> tuple[int, float, Optional[dict]]:
-        """(step, best val accuracy, the resumed checkpoint or None); the clock continues the stored one."""
+        """(step, best val accuracy, the resumed checkpoint or None); the clock continues the stored one.
+        The sitting is checked against the run's record first (hw2lib/run_record.py), then appended to it."""
+        recorded = record_arguments(self.args)
+        changed = check_sitting(self.out_dir, recorded, self.args.allow_changed_args)
         resumed = resume_training(self.out_dir, self.parts, self.run_config)
         self.clock = TrainingClock(resumed)
+        append_sitting(self.out_dir, recorded, resumed["step"] if resumed else 0, changed)
         if resumed:
             print(f"resumed from {self.out_dir / 'last.pt'} at step {resumed['step']}")
             return resumed["step"], resumed["best"], resumed
@@ -117,7 +130,6 @@ class Run:
         ``metrics.jsonl``. Returns the best accuracy."""
         args = self.args
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
         bar = tqdm(total=args.steps, initial=step, desc=f"{Path(self.out_dir).name}", dynamic_ncols=True)
         last_step = min(args.steps, step + args.stop_after) if args.stop_after else args.steps
         while step < last_step:

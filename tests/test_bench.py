@@ -18,7 +18,7 @@ def test_gpu_check_report_on_cpu(tmp_path):
     digits = tmp_path / "digits"
     make_digit_dataset(digits / "mnistm", n=130, seed=0)
     make_digit_dataset(digits / "usps", n=20, seed=1, mode="L")
-    make_digit_dataset(digits / "svhn_real", n=20, seed=2)
+    make_digit_dataset(digits / "svhn", n=20, seed=2)
     out = tmp_path / "report"
     result = run(
         [
@@ -90,7 +90,7 @@ def test_gpu_train_on_the_cpu_with_a_tiny_budget(tmp_path):
         csv = digits / "mnistm" / f"{split}.csv"
         csv.write_text("\n".join(csv.read_text().splitlines()[: rows + 1]) + "\n")
     make_digit_dataset(digits / "usps", n=20, seed=1, mode="L")
-    make_digit_dataset(digits / "svhn_real", n=20, seed=2)
+    make_digit_dataset(digits / "svhn", n=20, seed=2)
     out = tmp_path / "out"
     check = "--device cpu --p1-per-class 1 --p2-size 32 --p2-noises 1 --p2-memory-size 32 --p2-memory-steps 1"
     result = run(

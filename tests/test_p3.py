@@ -1,7 +1,6 @@
 """P3: gradient reversal, DANN schedules, domain detection, hw2_3.sh's CSV and every bad input."""
 
 import csv
-import json
 import math
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from conftest import REPO, assert_user_error, make_digit_dataset, run, run_modul
 from hw2lib.checkpoints import save_checkpoint
 from hw2lib.cli import UserError
 from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier
+from hw2lib.run_record import read_record, training_args
 from p3.dann import DomainAdversarialLoss, DomainDiscriminator, adaptation_weight, annealed_lr, grad_reverse
 from p3.table import domain_of
 
@@ -160,7 +160,7 @@ def test_bad_inputs(usps_checkpoint, tmp_path):
     assert_user_error(run_module("p3.predict", broken, out, *ck), str(broken / "e.png"), "not a readable image")
     good = tmp_path / "usps_good"
     write_images(good)
-    assert_user_error(run_module("p3.predict", tmp_path / "mnistm", out, *ck), "neither")
+    assert_user_error(run_module("p3.predict", tmp_path / "mnistm", out, *ck), "mnistm", "no such directory")
     (tmp_path / "blocker").write_text("a file where a folder should be")
     assert_user_error(run_module("p3.predict", good, tmp_path / "blocker" / "out.csv", *ck), "cannot write")
     assert_user_error(run_module("p3.predict", good, tmp_path, *ck), "is a directory")
@@ -170,26 +170,11 @@ def test_bad_inputs(usps_checkpoint, tmp_path):
     assert result.returncode == 2 and "usage: bash hw2_3.sh TEST_DIR OUT_CSV" in result.stderr
 
 
-def test_every_shipped_row_trained_within_the_protocol():
-    """Labelled MNIST-M and unlabelled target images only: no shipped run's source is the synthetic
-    house-number stand-in (digits/svhn/), and every adapted row's source is MNIST-M alone."""
-    logs = sorted((REPO / "p3" / "checkpoints" / "logs").glob("*/args.json"))
-    assert len(logs) >= 10
-    for path in logs:
-        args = json.loads(path.read_text())
-        sources = [Path(s).name for s in args.get("source", [])]
-        target = Path(args["target"]).name
-        assert "svhn" not in sources, f"{path}: trained on the synthetic stand-in"
-        if "target-only" in path.parent.name:
-            assert sources == [target], path
-        elif sources:  # p3.train runs (p3.refine runs have no source: they see the target alone)
-            assert sources == ["mnistm"], path
-
-
 def test_train_all_remakes_every_shipped_run_with_its_logged_arguments():
     """bench/p3_train_all.sh, printing its commands (P3_PRINT_ONLY=1), has one command per shipped log,
-    and that command, parsed by its trainer's own parser, gives exactly the logged arguments (data
-    folders by name; where a run wrote, on which device and in how many sittings are not the recipe)."""
+    and that command, parsed by its trainer's own parser, gives exactly the arguments of every sitting
+    in the run's record (data folders by name; where a run wrote, on which device and how far each
+    sitting went are not the recipe)."""
     from p3 import refine, train
 
     printed = run(["bash", REPO / "bench" / "p3_train_all.sh", "/D", "/R"], env={"P3_PRINT_ONLY": "1"})
@@ -200,30 +185,23 @@ def test_train_all_remakes_every_shipped_run_with_its_logged_arguments():
         parser = {"p3.train": train.build_parser, "p3.refine": refine.build_parser}[module]()
         args = vars(parser.parse_args(argv))
         commands[Path(args["out_dir"]).name] = (module, parser, args)
-    logs = sorted((REPO / "p3" / "checkpoints" / "logs").glob("*/args.json"))
+    logs = sorted((REPO / "p3" / "checkpoints" / "logs").glob("*/record.jsonl"))
     assert {p.parent.name for p in logs} <= set(commands), "a shipped run that the script does not make"
 
     def recipe(args: dict) -> dict:
         names = {k: [Path(s).name for s in v] if isinstance(v, list) else Path(v).name
                  for k, v in args.items() if k in ("source", "target")}  # fmt: skip
-        return {**{k: v for k, v in args.items() if k not in ("out_dir", "init_from", "device", "stop_after")}, **names}
+        return {**{k: v for k, v in training_args(args).items() if k != "init_from"}, **names}
 
     for path in logs:
         module, parser, args = commands[path.parent.name]
-        logged = json.loads(path.read_text())
-        for flag in set(args) - set(logged):  # added since that run: its default must be what the run did
-            assert args[flag] == parser.get_default(flag), f"{path}: --{flag} was not logged, yet the script sets it"
-            logged[flag] = args[flag]
-        assert recipe(logged) == recipe(args), f"{path}: {module} {path.parent.name}"
+        for sitting in read_record(path.parent):
+            logged = dict(sitting["args"])
+            for flag in set(args) - set(logged):  # added since that run: its default must be what the run did
+                assert args[flag] == parser.get_default(flag), (
+                    f"{path}: --{flag} was not logged, yet the script sets it"
+                )
+                logged[flag] = args[flag]
+            assert recipe(logged) == recipe(args), f"{path}: {module} {path.parent.name}"
         if module == "p3.refine":  # refined from its own first step
             assert Path(args["init_from"]).parent.name == "-phase1_s".join(path.parent.name.rsplit("_s", 1))
-
-
-def test_p3_ship_refuses_a_run_on_the_stand_in(tmp_path):
-    run_dir = tmp_path / "runs" / "svhn_dann-plus-phase1"
-    run_dir.mkdir(parents=True)
-    standin = "/data/hw2_data/digits/svhn"
-    (run_dir / "args.json").write_text(json.dumps({"source": ["/data/hw2_data/digits/mnistm", standin]}))
-    result = run(["bash", REPO / "bench" / "p3_ship.sh", tmp_path / "runs"])
-    assert result.returncode == 1 and "digits/svhn (the synthetic stand-in" in result.stderr
-    assert str(run_dir / "args.json") in result.stdout

@@ -11,6 +11,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import threading
 import zlib
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from PIL import Image
 from conftest import REPO, assert_user_error, make_digit_dataset, run_module
 from hw2lib import manifest
 from hw2lib.checkpoints import load_file, save_checkpoint
-from hw2lib.cli import UserError, run_main
+from hw2lib.cli import UserError, run_main, signals_held
 from hw2lib.digit_cnn import ClassifierConfig, DigitClassifier
 from hw2lib.files import list_files, write_files_atomically
 from hw2lib.images import read_rgb
@@ -323,3 +324,31 @@ def test_entry_points_stop_on_a_damaged_checkpoint(repo_copy, tmp_path):
 
 def run(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, cwd="/", timeout=600)
+
+
+def test_signals_held_whichever_thread_the_signal_reaches():
+    """A signal that reaches another thread (torch runs worker threads) is still held back until the
+    block ends, then handled as the handler in place before it would have (a per-thread mask fails)."""
+    events = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: events.append("handled"))
+    ready, sent = threading.Event(), threading.Event()
+
+    def other_thread():  # started before the block, so the block cannot have changed its mask
+        ready.wait()
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        sent.set()
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    try:
+        with signals_held():
+            ready.set()
+            sent.wait()
+            worker.join()
+            for _ in range(10_000):  # bytecode boundaries: where Python runs a pending handler
+                pass
+            events.append("block ends")
+        events.append("after")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert events == ["block ends", "handled", "after"]

@@ -1,0 +1,97 @@
+"""The homework's protocol for P3, checked by each folder's role, not by how its path is spelt.
+
+Unsupervised adaptation: a source-only or adapted run (``p3.train``) learns from exactly one labelled
+folder, MNIST-M; a target-only run's one source is its own target; a refinement (``p3.refine``) sees
+the target alone and starts from its own first step. Every run's target is its domain's folder
+(``digits/svhn`` or ``digits/usps``). A run's role comes from its name,
+``<svhn|usps>_<source-only|dann|dann-plus|target-only>[-phase1][_s<seed>]``.
+
+A data folder is compared as the folder it is: a path that exists here is resolved (``..``, ``//``,
+symlinks); one that does not (a log from another machine) is normalised (``..``, ``//``). With
+``--digits`` every folder must be the very same folder as ``DIGITS/mnistm`` or ``DIGITS/<target>``.
+
+    python bench/p3_protocol.py RUN_DIR… [--digits DIGITS_DIR]   # exit 1, one line per violation
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hw2lib.run_record import read_record
+from p3.table import DATA_FOLDERS
+
+SOURCE_FOLDER = "mnistm"  # the one labelled folder an adapted or source-only run may learn from
+RUN_NAME = re.compile(
+    r"^(?P<domain>svhn|usps)_(?P<method>source-only|dann|dann-plus|target-only)(?P<first>-phase1)?(_s\d+)?$"
+)
+
+
+def folder_identity(path: str) -> str:
+    """The folder ``path`` names: resolved where it exists here, else normalised (absolute, no ``..``/``//``)."""
+    path = os.path.expanduser(path)
+    return os.path.realpath(path) if os.path.exists(path) else os.path.normpath(os.path.abspath(path))
+
+
+def _is_folder(path: str, name: str, digits: Optional[Path]) -> bool:
+    """Whether ``path`` is the data folder ``name`` (``DIGITS/name`` itself, when ``digits`` is given)."""
+    if os.path.basename(folder_identity(path)) != name:
+        return False
+    return digits is None or (os.path.exists(path) and os.path.samefile(path, digits / name))
+
+
+def violations(run_name: str, args: dict, digits: Optional[Path] = None) -> list[str]:
+    """What breaks the protocol in one sitting's arguments (a line of ``record.jsonl``); empty when nothing does."""
+    role = RUN_NAME.match(run_name)
+    if not role:
+        return [f"{run_name}: not a run of the report's table (expected <svhn|usps>_<method>[-phase1][_sN])"]
+    domain, method = role["domain"], role["method"]
+    found = []
+    target = args.get("target", "")
+    if not _is_folder(target, DATA_FOLDERS[domain], digits):
+        found.append(f"{run_name}: its target {target} is not the {domain} folder ({DATA_FOLDERS[domain]}/)")
+    sources = list(args.get("source") or [])
+    if "init_from" in args and not sources:  # p3.refine: the target alone (its first step is checked as a run)
+        if method != "dann-plus":
+            found.append(f"{run_name}: a refinement ships only as DANN+, not as {method}")
+    elif method == "target-only":
+        if [folder_identity(s) for s in sources] != [folder_identity(target)]:
+            found.append(f"{run_name}: a target-only run learns from its own target alone, not {sources}")
+    elif len(sources) != 1 or not _is_folder(sources[0], SOURCE_FOLDER, digits):
+        found.append(
+            f"{run_name}: learns from {sources or 'nothing'}; its one labelled source must be {SOURCE_FOLDER}/"
+        )
+    return found
+
+
+def check_runs(run_dirs: Sequence[Path], digits: Optional[Path] = None) -> list[str]:
+    """Every violation in every sitting of the runs' records (a run without a record is a violation)."""
+    found = []
+    for run in run_dirs:
+        sittings = read_record(run)
+        if not sittings:
+            found.append(f"{run}: no record.jsonl (what it trained on is unknown)")
+        for sitting in sittings:
+            found += [v for v in violations(Path(run).name, sitting["args"], digits) if v not in found]
+    return found
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    p = argparse.ArgumentParser(prog="python bench/p3_protocol.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("runs", nargs="+", type=Path, help="run folders (each with record.jsonl)")
+    p.add_argument("--digits", type=Path, help="hw2_data/digits: folders must be exactly DIGITS/mnistm, DIGITS/svhn…")
+    args = p.parse_args(argv)
+    found = check_runs(args.runs, args.digits)
+    for line in found:
+        print(f"error: {line}", file=sys.stderr)
+    sys.exit(1 if found else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Run records (hw2lib/run_record.py): one line per sitting, and resuming with other arguments refused."""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, assert_user_error, make_digit_dataset, run_module
+from hw2lib.run_record import append_sitting, changed_args, read_record
+
+FLAGS = ("--steps", "4", "--batch-size", "8", "--eval-every", "2", "--width", "8", "--device", "cpu")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("digits")
+    return make_digit_dataset(root / "mnistm", n=20, seed=2), make_digit_dataset(root / "usps", n=20, seed=3, mode="L")
+
+
+def train(data, out: Path, *extra: str):
+    source, target = data
+    return run_module("p3.train", "--source", source, "--target", target, "--out-dir", out, *FLAGS, *extra)
+
+
+def snapshot(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+
+@pytest.mark.slow
+def test_every_sitting_appends_its_arguments_commit_start_and_machine(data, tmp_path):
+    out = tmp_path / "run"
+    assert train(data, out, "--stop-after", "2").returncode == 0
+    assert train(data, out).returncode == 0
+    first, second = read_record(out)
+    assert [first["sitting"], second["sitting"]] == [1, 2] and [first["step"], second["step"]] == [0, 2]
+    head = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert first["commit"] == second["commit"] == head and isinstance(first["dirty"], bool)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", first["started"])
+    assert {"host", "cpu", "cores", "torch"} <= set(first["machine"])
+    assert first["args"]["stop_after"] == 2 and second["args"]["stop_after"] is None
+    assert first["args"]["target"] == str(data[1]) and first["args"]["lr"] == 0.01
+    assert "changed" not in second and not (out / "args.json").exists()
+
+
+@pytest.mark.slow
+def test_resuming_with_other_training_arguments_is_refused_and_touches_nothing(data, tmp_path):
+    out = tmp_path / "run"
+    assert train(data, out, "--stop-after", "2").returncode == 0
+    before = snapshot(out)
+    refused = train(data, out, "--lr", "0.5", "--seed", "3")
+    assert_user_error(refused, str(out), "--lr 0.01 → 0.5", "--seed 0 → 3", "--allow-changed-args")
+    assert snapshot(out) == before  # record, log, last.pt and best.pt as they were
+
+
+@pytest.mark.slow
+def test_a_change_asked_for_is_recorded(data, tmp_path):
+    out = tmp_path / "run"
+    assert train(data, out, "--stop-after", "2").returncode == 0
+    assert train(data, out, "--lr", "0.5", "--allow-changed-args").returncode == 0
+    first, second = read_record(out)
+    assert second["changed"] == {"lr": [0.01, 0.5]} and second["args"]["lr"] == 0.5 and second["step"] == 2
+
+
+def test_where_and_how_far_a_sitting_runs_may_change():
+    base = {"lr": 0.01, "out_dir": "/a", "device": "auto", "stop_after": 2, "allow_changed_args": False}
+    moved = {**base, "out_dir": "/b", "device": "cuda", "stop_after": None, "allow_changed_args": True}
+    assert changed_args(base, moved) == {}
+    assert changed_args(base, {**base, "consistency": 1.0}) == {"consistency": [None, 1.0]}  # a new flag counts
+
+
+def test_a_run_from_before_records_reads_as_one_converted_sitting(tmp_path):
+    (tmp_path / "args.json").write_text(json.dumps({"lr": 0.01, "seed": 0}))
+    assert read_record(tmp_path) == [{"sitting": 1, "args": {"lr": 0.01, "seed": 0}, "converted_from": "args.json"}]
+    append_sitting(tmp_path, {"lr": 0.01, "seed": 0}, step=250, changed={})
+    lines = [json.loads(line) for line in (tmp_path / "record.jsonl").read_text().splitlines()]
+    assert [line["sitting"] for line in lines] == [1, 2] and lines[0]["converted_from"] == "args.json"
+    assert lines[1]["step"] == 250 and read_record(tmp_path) == lines
