@@ -1,6 +1,6 @@
 """Choose P1's solver, steps, guidance scale, rescale and guidance interval by measurement.
 
-    python bench/p1_sweep.py --classifier ../shared/evaluator/Classifier.pth --real hw2_data/digits/mnistm \
+    python bench/p1_sweep.py --classifier Classifier.pth --real hw2_data/digits/mnistm \
         --solvers dpm++2m --steps 10 --guidance 1 3 5 --rescale 1 --intervals all 0:600 --log runs/p1_front.jsonl
 
 For every combination it draws ``--per-class`` digits per class with the checkpoint, from each of

@@ -2,7 +2,7 @@
 # Time hw2_1.sh of this checkout and of another one (e.g. the previous release) side by side, in one run
 # on one machine, alternating, and check that reruns write byte-identical PNGs.
 # Usage: bash bench/p1_time.sh OTHER_CHECKOUT [ROUNDS]   (e.g. git worktree add /tmp/prev v1 first)
-#   Uses whatever python3 is first on PATH (PATH="$(bash ../shared/tools/grader_env.sh):$PATH" for the grader's versions).
+#   Uses whatever python3 is first on PATH (PATH="$(bash bench/grader_env.sh):$PATH" for the grader's versions).
 set -euo pipefail
 if [ "$#" -lt 1 ] || [ "$#" -gt 2 ]; then echo "usage: bash bench/p1_time.sh OTHER_CHECKOUT [ROUNDS]" >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Remake P1's shipped checkpoints from nothing: every command that made them, in order, exactly as each ran.
-# Usage: bash bench/p1_train_all.sh DATA RUNS [CLASSIFIER]
+# Usage: bash bench/p1_train_all.sh DATA RUNS CLASSIFIER
 #   DATA holds mnistm/ (course layout); RUNS receives one folder per stage; CLASSIFIER is the grader's
-#   LeNet (default ../shared/evaluator/Classifier.pth), which stages 3 on use to keep their best EMA.
+#   LeNet (the course's Classifier.pth), which stages 3 on use to keep their best EMA.
 # Ends in p1/checkpoints/ddpm_mnistm.pt (the stage-13 EMA) and p1/checkpoints/features_mnistm.pt, then
 # rehashes the manifest. Every run resumes from RUNS/<stage>/last.pt, so the script can be stopped and
 # started again across sittings: a finished stage is not retrained. Wall time on a 2-core CPU: about
@@ -12,9 +12,11 @@
 # when resumed); their legs are replayed with --stop-after, so each stage's learning rate runs exactly
 # as its log (p1/checkpoints/ddpm_mnistm.stage*.metrics.jsonl) shows.
 set -euo pipefail
-if [ "$#" -lt 2 ] || [ "$#" -gt 3 ]; then echo "usage: bash bench/p1_train_all.sh DATA RUNS [CLASSIFIER]" >&2; exit 2; fi
+if [ "$#" -ne 3 ]; then echo "usage: bash bench/p1_train_all.sh DATA RUNS CLASSIFIER" >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-D="$1"; R="$2"; LENET="${3:-$HERE/../shared/evaluator/Classifier.pth}"
+D="$1"; R="$2"; LENET="$3"
+[ -d "$D/mnistm" ] || { echo "error: $D/mnistm: no such directory (DATA is the course's hw2_data/digits)" >&2; exit 2; }
+[ -f "$LENET" ] || { echo "error: $LENET: no such file (CLASSIFIER is the course's Classifier.pth)" >&2; exit 2; }
 py() { python3 "$HERE/hw2lib/launch.py" "$@"; }  # this checkout's modules, wherever it runs from
 at() {  # the step RUNS/$1/last.pt has reached (0 before the run starts)
   python3 - "$R/$1/last.pt" <<'PY'

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Regenerate every figure and table of the report from the shipped checkpoints and the logs, then REPORT.md.
-# Usage: bash bench/report.sh HW2_DATA [CLASSIFIER_PTH]
+# Usage: bash bench/report.sh HW2_DATA CLASSIFIER_PTH
 #   HW2_DATA: the course's hw2_data/ (digits/ for P1 and P3; face/noise + face/UNet.pt for P2, skipped if absent)
-#   CLASSIFIER_PTH: the grader's LeNet (default ../shared/evaluator/Classifier.pth) for P1's scores
+#   CLASSIFIER_PTH: the grader's LeNet (the course's Classifier.pth) for P1's scores
 set -euo pipefail
-if [ "$#" -lt 1 ] || [ "$#" -gt 2 ]; then echo "usage: bash bench/report.sh HW2_DATA [CLASSIFIER_PTH]" >&2; exit 2; fi
+if [ "$#" -ne 2 ]; then echo "usage: bash bench/report.sh HW2_DATA CLASSIFIER_PTH" >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DATA="$1"; CLASSIFIER="${2:-$HERE/../shared/evaluator/Classifier.pth}"; OUT="$HERE/figures"
+DATA="$1"; CLASSIFIER="$2"; OUT="$HERE/figures"
+[ -d "$DATA/digits" ] || { echo "error: $DATA/digits: no such directory (HW2_DATA is the course's hw2_data/)" >&2; exit 2; }
+[ -f "$CLASSIFIER" ] || { echo "error: $CLASSIFIER: no such file (CLASSIFIER_PTH is the course's Classifier.pth)" >&2; exit 2; }
 export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"  # for the bench/*.py scripts
 py() { python3 "$HERE/hw2lib/launch.py" "$@"; }  # this checkout's modules, wherever it runs from
 py p1.figures --out "$OUT/p1"

@@ -1,7 +1,7 @@
 """Score generated digits: the grader's LeNet accuracy and, with ``--real``, the Fréchet distance to
 real MNIST-M digits, overall and per digit, beside three real-data references.
 
-    python -m p1.evaluate OUT_DIR --classifier ../shared/evaluator/Classifier.pth \
+    python -m p1.evaluate OUT_DIR --classifier Classifier.pth \
         [--real hw2_data/digits/mnistm] [--grid grid.png]
 
 As the grader does, every file in the folder is read as RGB and labelled by ``int(name[0])``.

@@ -5,7 +5,7 @@
 Every ``*.pt`` in NOISE_DIR (a float tensor of shape (1, 3, H, W) or (3, H, W), H and W multiples
 of 32), taken in name order, becomes ``<stem>.png`` in OUT_DIR: the DDIM result, min–max
 normalised per image and rounded as ``torchvision.utils.save_image`` does. This is the course's
-reference procedure (``../shared/SPEC.md``), which reproduces its ground truth to ~0.01 MSE.
+reference procedure, which reproduces its ground truth to ~0.01 MSE (hw2lib/ddim.py names each step).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 ``UNet()(x, t) -> eps``: ``x`` (B, 3, H, W) with H, W multiples of 32, ``t`` (B,) long timestep
 indices. Module names follow the course's ``UNet.pt`` exactly (``down1…down18``, ``mid1-2``,
-``up1…up23``, ``out``) so its state_dict loads with ``strict=True``. The layout is documented in
-``../shared/SPEC.md`` (P2) and checked key by key against the manifest in the tests.
+``up1…up23``, ``out``) so its state_dict loads with ``strict=True``. The layout is read off the
+course's ``UNet.pt`` and checked key by key against its state_dict manifest in the tests.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The entry points under the grader's own versions: Python 3.10, torch 2.0.1, torchvision 0.15.2,
-numpy 1.23.1, Pillow 9.4.0 (the environment ``../shared/tools/grader_env.sh`` builds and caches).
+numpy 1.23.1, Pillow 9.4.0 (requirements-grader.txt, built and cached by ``bench/grader_env.sh``).
 
 Every ``hw2_*.sh`` runs there on small inputs, and every checkpoint in ``checkpoints.json`` is
-loaded there. Skipped where ``../shared`` is absent; a failure to build the environment fails.
+loaded there. Skipped where no Python 3.10 is installed; a failure to build the environment fails.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, assert_user_error, make_digit_dataset, run_script, shared_file
+from conftest import REPO, assert_user_error, make_digit_dataset, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +25,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def grader_env() -> dict:
     """Environment variables that put the grader's python3 first on PATH."""
-    script = shared_file("tools", "grader_env.sh")
-    built = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=3000)
+    built = subprocess.run(
+        ["bash", str(REPO / "bench" / "grader_env.sh")], capture_output=True, text=True, timeout=3000
+    )
+    if "no Python 3.10 found" in built.stderr:
+        pytest.skip("no Python 3.10 on this machine (bench/grader_env.sh needs one; HW2_PY310 names it)")
     assert built.returncode == 0, built.stderr[-3000:]
     bin_dir = built.stdout.strip().splitlines()[-1]
     version = subprocess.run(
