@@ -1,14 +1,16 @@
 """Tables of P3 runs from their logs: what val selection picked, what the second check says, and what a
-rule without target labels would have picked.
+rule without target labels picks.
 
     python bench/p3_study.py runs/p3/usps_shot_s0 runs/p3/usps_shot_s1 … [--spread NAME_PREFIX …]
 
 For every run folder (``p3.train --out-dir``) it reads ``metrics.jsonl`` and reports, at the
 evaluation with the best target-val accuracy (the checkpoint ``best.pt`` holds): that val accuracy,
 the accuracy on the target's *train* split at the same step (labels used only to score: a check that
-selection did not touch), and the step. Beside it, the label-free pick: the evaluation with the lowest
-``information_score`` (confident *and* class-balanced target predictions, no labels needed), with
-the val and train-split accuracy it would have shipped. ``--spread PREFIX`` adds mean / min / max over
+selection did not touch), and the step. Beside it, what a rule without target labels ships, with its
+val and train-split accuracy: for a ``p3.train`` run, the evaluation with the lowest
+``information_score`` (confident *and* class-balanced target predictions); for a ``p3.refine`` run,
+whose losses already minimise that score (class balance plus entropy is the score plus log K), the
+rule would only restate the objective, so the column shows the last evaluation, named as such. ``--spread PREFIX`` adds mean / min / max over
 the runs whose folder name starts with PREFIX (e.g. the seeds of one recipe). Markdown on stdout.
 """
 
@@ -20,6 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hw2lib.metrics_log import read_metrics
+from hw2lib.run_record import read_record
+
+INFO_RULE, LAST_RULE = "lowest information score", "last evaluation"
 
 
 def evaluations(run: Path) -> list[dict]:
@@ -34,8 +39,10 @@ def summary(run: Path) -> dict:
     if not evals:
         raise SystemExit(f"error: {run / 'metrics.jsonl'}: no evaluations logged")
     best = max(evals, key=lambda r: r["val_accuracy"])  # first of equals, as best.pt keeps the first
-    free = min(evals, key=lambda r: r["information_score"])
+    refined = any("init_from" in s["args"] for s in read_record(run))  # a p3.refine run
+    free = evals[-1] if refined else min(evals, key=lambda r: r["information_score"])
     return {
+        "rule": LAST_RULE if refined else INFO_RULE,
         "run": run.name,
         "steps": evals[-1]["step"],
         "val": best["val_accuracy"],
@@ -59,12 +66,13 @@ def main() -> None:
     args = p.parse_args()
     rows = [summary(Path(r)) for r in args.runs]
     print(
-        "| run | val (selected) | train split, same checkpoint | step | label-free pick: val | its train split | its step | minutes |"
+        "| run | val (selected) | train split, same checkpoint | step "
+        "| without target labels: rule | its val | its train split | its step | minutes |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['run']} | {pct(r['val'])} | {pct(r['train'])} | {r['step']} | {pct(r['free_val'])} "
+            f"| {r['run']} | {pct(r['val'])} | {pct(r['train'])} | {r['step']} | {r['rule']} | {pct(r['free_val'])} "
             f"| {pct(r['free_train'])} | {r['free_step']} | {r['minutes']:.1f} |"
         )
     for prefix in args.spread:
@@ -72,7 +80,7 @@ def main() -> None:
         if not group:
             raise SystemExit(f"error: no run folder starts with {prefix!r}")
         print(f"\n{prefix}* ({len(group)} runs): mean / min / max")
-        for key, name in (("val", "val"), ("train", "train split"), ("free_val", "label-free pick, val")):
+        for key, name in (("val", "val"), ("train", "train split"), ("free_val", "without target labels, val")):
             values = [r[key] for r in group]
             print(f"- {name}: {pct(sum(values) / len(values))} / {pct(min(values))} / {pct(max(values))}")
 

@@ -4,14 +4,15 @@
 
 Reads ``<runs>/<target>_<method>/best.pt`` (a ``p3.train`` output) or ``<runs>/<target>_<method>.pt``
 (the shipped layout of ``p3/checkpoints``, the default) for target ∈ {svhn, usps} and every
-method, re-scores each on the target's val split (SVHN: ``svhn_real/``), and writes ``accuracy.md``
+method, re-scores each on the target's val split (SVHN: ``svhn/``), and writes ``accuracy.md``
 and ``accuracy.csv`` (rows: methods; columns: MNIST-M→SVHN, MNIST-M→USPS); with
 ``--train-split-check`` the same on the target's train split as a second check. Each row is scored with
 the BatchNorm statistics its checkpoint stores (as ``hw2_3.sh`` does); one more row scores the
 shipped method with statistics re-estimated on the val folder itself (AdaBN at test time, which
 ``hw2_3.sh`` does not do). Then, for each
 scenario and each ``--tsne-methods`` entry, t-SNE of the feature extractor's output on validation
-images of both domains: ``tsne_<target>_<method>_class.png`` and ``…_domain.png``.
+images of both domains: ``tsne_<target>_<method>_class.png`` and ``…_domain.png``, and ``tsne.md``,
+the table that shows them beside how mixed the domains are in each map (:func:`domain_mixing`).
 """
 
 from __future__ import annotations
@@ -82,7 +83,26 @@ def write_table(table: dict, out: Path, stem: str = "accuracy") -> None:
     (out / f"{stem}.csv").write_text("\n".join(csv) + "\n")
 
 
-def tsne_plots(model, source_x, source_y, target_x, target_y, target: str, method: str, out: Path, seed: int) -> None:
+MIXING_K = 10  # neighbours per point in the domain-mixing measure
+
+
+def domain_mixing(emb: np.ndarray, domains: np.ndarray, k: int = MIXING_K) -> tuple[float, float]:
+    """(k-NN domain agreement, its chance level) of a 2-D map: the mean fraction of each point's ``k``
+    nearest neighbours (itself left out) that come from its own domain, and what domain labels shuffled
+    in the same proportions would give, Σ_d n_d (n_d − 1) / (N (N − 1)). At chance the domains are
+    mixed; at 1 every neighbourhood holds one domain only (e.g. each class drawn as two clusters)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(emb).kneighbors(emb)
+    same = domains[idx[:, 1:]] == domains[:, None]  # column 0 is the point itself
+    n, counts = len(domains), np.bincount(domains)
+    return float(same.mean()), float((counts * (counts - 1)).sum() / (n * (n - 1)))
+
+
+def tsne_plots(
+    model, source_x, source_y, target_x, target_y, target: str, method: str, out: Path, seed: int
+) -> tuple[float, float]:
+    """Write the by-class and by-domain maps; returns :func:`domain_mixing` of the map."""
     from sklearn.manifold import TSNE  # imported here: only the report needs it
 
     feats = np.concatenate([penultimate_features(model, x)[1].numpy() for x in (source_x, target_x)])
@@ -103,13 +123,27 @@ def tsne_plots(model, source_x, source_y, target_x, target_y, target: str, metho
         fig.tight_layout()
         fig.savefig(out / f"tsne_{target}_{method}_{kind}.png", dpi=150)
         plt.close(fig)
+    return domain_mixing(emb, domains)
+
+
+def write_tsne_table(mixing: dict[tuple[str, str], tuple[float, float]], out: Path) -> None:
+    """``tsne.md``: each map by class and by domain, with its domain mixing beside it."""
+    lines = [
+        f"| | by class | by domain | k-NN domain agreement (k = {MIXING_K}) | its chance level |",
+        "|---|---|---|---:|---:|",
+    ]
+    for (target, method), (agree, chance) in mixing.items():
+        name = f"{ROW_NAMES[method].split(' (')[0]}, MNIST-M → {target.upper()}"
+        maps = [f"![](figures/p3/tsne_{target}_{method}_{kind}.png)" for kind in ("class", "domain")]
+        lines.append(f"| {name} | {maps[0]} | {maps[1]} | {agree:.2f} | {chance:.2f} |")
+    (out / "tsne.md").write_text("\n".join(lines) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m p3.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--digits", required=True, help="folder holding mnistm/, svhn_real/ and usps/ (course layout)")
+    p.add_argument("--digits", required=True, help="folder holding mnistm/, svhn/ and usps/ (course layout)")
     p.add_argument(
         "--runs",
         default=str(CHECKPOINT_DIR),
@@ -146,6 +180,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print((out / "accuracy_train_split.md").read_text())
     source_x, source_y = load_split(digits / "mnistm", "val")
     pick = torch.randperm(len(source_x), generator=torch.Generator().manual_seed(args.seed))[: args.tsne_per_domain]
+    mixing = {}
     for target, method in itertools.product(DOMAINS, args.tsne_methods):
         path = checkpoint_for(runs, target, method)
         if not path.exists():
@@ -155,10 +190,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         t_pick = torch.randperm(len(target_x), generator=torch.Generator().manual_seed(args.seed))
         t_pick = t_pick[: args.tsne_per_domain]
         model = load_digit_classifier(path, device)
-        tsne_plots(
+        mixing[target, method] = tsne_plots(
             model, source_x[pick], source_y[pick], target_x[t_pick], target_y[t_pick], target, method, out, args.seed
         )
-        print(f"wrote tsne_{target}_{method}_class.png and tsne_{target}_{method}_domain.png")
+        agree, chance = mixing[target, method]
+        print(
+            f"wrote tsne_{target}_{method}_class.png and _domain.png (domain agreement {agree:.2f}, chance {chance:.2f})"
+        )
+    write_tsne_table(mixing, out)
 
 
 if __name__ == "__main__":

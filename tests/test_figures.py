@@ -1,5 +1,6 @@
 """The report commands: P2's η grid / interpolation helpers, P1's figures and P3's table + t-SNE, on tiny inputs."""
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -90,7 +91,7 @@ def test_architecture_stages_follow_the_model():
 @pytest.mark.slow
 def test_p3_report_command(tmp_path):
     digits = tmp_path / "digits"
-    for name, seed, mode in (("mnistm", 0, "RGB"), ("usps", 1, "L"), ("svhn_real", 2, "RGB")):
+    for name, seed, mode in (("mnistm", 0, "RGB"), ("usps", 1, "L"), ("svhn", 2, "RGB")):
         make_digit_dataset(digits / name, n=40, seed=seed, mode=mode)
     runs = tmp_path / "runs"
     flags = ("--steps", "2", "--batch-size", "8", "--eval-every", "1", "--width", "8")
@@ -128,6 +129,26 @@ def test_p3_report_command(tmp_path):
             with Image.open(out / f"tsne_usps_{method}_{kind}.png") as plot:
                 assert plot.size == (825, 750)  # 5.5 × 5 inches at 150 dpi
     assert not list(out.glob("tsne_svhn_*.png"))
+    table = (out / "tsne.md").read_text().splitlines()
+    assert table[0] == "| | by class | by domain | k-NN domain agreement (k = 10) | its chance level |"
+    assert [row.split(" | ")[0] for row in table[2:]] == ["| DANN, MNIST-M → USPS", "| DANN+, MNIST-M → USPS"]
+    assert all(row.endswith(" | 0.49 |") for row in table[2:])  # 40 + 40 points: 2·40·39 / (80·79)
+
+
+def test_domain_mixing_is_one_for_separate_domains_and_near_chance_for_shuffled_ones():
+    from p3.report import domain_mixing
+
+    rng = np.random.default_rng(0)
+    domains = np.array([0] * 300 + [1] * 100)
+    apart = np.concatenate([rng.normal(0, 1, (300, 2)), rng.normal(50, 1, (100, 2))])
+    agree, chance = domain_mixing(apart, domains)
+    assert agree == 1.0 and chance == pytest.approx((300 * 299 + 100 * 99) / (400 * 399))  # 0.6241…
+    mixed_agree, _ = domain_mixing(rng.normal(0, 1, (400, 2)), domains)
+    assert abs(mixed_agree - chance) < 0.03
+    # ten classes, each drawn as two clusters side by side, one per domain
+    centres = np.repeat(np.arange(10)[:, None] * [10.0, 0.0], 40, axis=0)
+    pairs = np.concatenate([centres, centres + [3.0, 0.0]]) + rng.normal(0, 0.3, (800, 2))
+    assert domain_mixing(pairs, np.array([0] * 400 + [1] * 400))[0] > 0.99
 
 
 def test_report_template_includes_every_table_and_refuses_a_missing_one(tmp_path, monkeypatch):
@@ -192,15 +213,18 @@ def test_training_table_title_from_the_logged_setting(tmp_path, capsys):
 
 
 def test_p3_study_table_spread_and_a_path_that_is_not_a_run(tmp_path):
-    """bench/p3_study.py: val selection, the train-split check and the label-free pick from a log."""
+    """bench/p3_study.py: val selection, the train-split check and, without target labels, the lowest
+    information score for a p3.train run and the last evaluation for a p3.refine run (whose losses
+    minimise that score already)."""
     import json
     import sys
 
     from conftest import run
 
-    def write_run(name: str, evals: list[tuple[int, float, float, float]]) -> str:
+    def write_run(name: str, evals: list[tuple[int, float, float, float]], args: dict) -> str:
         folder = tmp_path / name
         folder.mkdir()
+        (folder / "record.jsonl").write_text(json.dumps({"sitting": 1, "args": args}) + "\n")
         lines = [{"step": 50, "loss": 0.5, "elapsed_s": 30.0}]  # a loss-only line: not an evaluation
         for step, val, train, info in evals:
             lines.append(
@@ -210,20 +234,25 @@ def test_p3_study_table_spread_and_a_path_that_is_not_a_run(tmp_path):
         (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
         return str(folder)
 
-    a = write_run("usps_x_s0", [(100, 0.90, 0.88, -1.0), (200, 0.95, 0.94, -1.5), (300, 0.95, 0.93, -2.0)])
-    b = write_run("usps_x_s1", [(100, 0.80, 0.79, -0.5), (200, 0.85, 0.84, -0.4)])
+    trained = {"source": ["/d/mnistm"], "target": "/d/usps"}
+    refined = {"init_from": "/r/usps_x-phase1_s0/best.pt", "target": "/d/usps"}
+    a = write_run("usps_x_s0", [(100, 0.90, 0.88, -1.0), (200, 0.95, 0.94, -1.5), (300, 0.95, 0.93, -2.0)], trained)
+    b = write_run("usps_x_s1", [(100, 0.80, 0.79, -0.5), (200, 0.85, 0.84, -0.4)], trained)
+    c = write_run("usps_x_s2", [(100, 0.80, 0.79, -0.5), (200, 0.85, 0.84, -0.4)], refined)
     script = str(REPO / "bench" / "p3_study.py")
-    result = run([sys.executable, script, a, b, "--spread", "usps_x_s"])
+    result = run([sys.executable, script, a, b, c, "--spread", "usps_x_s"])
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[2] == "| usps_x_s0 | 95.00 % | 94.00 % | 200 | 95.00 % | 93.00 % | 300 | 3.0 |"  # first of equals
-    assert lines[3] == "| usps_x_s1 | 85.00 % | 84.00 % | 200 | 80.00 % | 79.00 % | 100 | 2.0 |"
+    info, last = "lowest information score", "last evaluation"
+    assert lines[2] == f"| usps_x_s0 | 95.00 % | 94.00 % | 200 | {info} | 95.00 % | 93.00 % | 300 | 3.0 |"  # first of equals
+    assert lines[3] == f"| usps_x_s1 | 85.00 % | 84.00 % | 200 | {info} | 80.00 % | 79.00 % | 100 | 2.0 |"
+    assert lines[4] == f"| usps_x_s2 | 85.00 % | 84.00 % | 200 | {last} | 85.00 % | 84.00 % | 200 | 2.0 |"
     assert lines[-3:] == [
-        "- val: 90.00 % / 85.00 % / 95.00 %",
-        "- train split: 89.00 % / 84.00 % / 94.00 %",
-        "- label-free pick, val: 87.50 % / 80.00 % / 95.00 %",
+        "- val: 88.33 % / 85.00 % / 95.00 %",
+        "- train split: 87.33 % / 84.00 % / 94.00 %",
+        "- without target labels, val: 86.67 % / 80.00 % / 95.00 %",
     ]
-    (tmp_path / "usps_x_s2.log").write_text("a training's console output\n")
-    bad = run([sys.executable, script, a, str(tmp_path / "usps_x_s2.log")])
+    (tmp_path / "usps_x_s3.log").write_text("a training's console output\n")
+    bad = run([sys.executable, script, a, str(tmp_path / "usps_x_s3.log")])
     assert bad.returncode != 0 and bad.stdout == ""
-    assert bad.stderr.strip() == f"error: {tmp_path / 'usps_x_s2.log'}: not a run folder (no metrics.jsonl in it)"
+    assert bad.stderr.strip() == f"error: {tmp_path / 'usps_x_s3.log'}: not a run folder (no metrics.jsonl in it)"
