@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -102,12 +104,35 @@ def predict_labels(model: DigitClassifier, images: torch.Tensor, batch_size: int
 
 
 def batch_statistics_mode(model: nn.Module) -> nn.Module:
-    """BatchNorm normalises with each batch's own statistics, dropout is off (how the teacher labels a target batch)."""
+    """BatchNorm normalises with each batch's own statistics (and, where it tracks them, accumulates them
+    into its running buffers: what :func:`adapt_batchnorm` wants), dropout is off."""
     model.train()
     for m in model.modules():
         if isinstance(m, nn.Dropout):
             m.eval()
     return model
+
+
+@contextmanager
+def batch_statistics(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block, ``model`` is in :func:`batch_statistics_mode` with no BatchNorm tracking its
+    running statistics: each batch is normalised with its own statistics (the same numbers as
+    ``batch_statistics_mode``) and no buffer is read or written. Afterwards every module's train/eval
+    flag and ``track_running_stats`` are as they were, so the model leaves exactly as it came (how the
+    mean teacher labels a target batch without its labelling changing it)."""
+    modes = [(m, m.training) for m in model.modules()]
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    tracked = [m.track_running_stats for m in norms]
+    try:
+        batch_statistics_mode(model)
+        for m in norms:
+            m.track_running_stats = False  # train mode without tracking: batch statistics, buffers untouched
+        yield model
+    finally:
+        for m, flag in zip(norms, tracked):
+            m.track_running_stats = flag
+        for m, training in modes:
+            m.training = training
 
 
 @torch.no_grad()

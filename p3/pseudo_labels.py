@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hw2lib.digit_cnn import batch_statistics_mode
+from hw2lib.digit_cnn import batch_statistics
 
 
 def centroid_labels(features: torch.Tensor, probs: torch.Tensor, rounds: int = 2) -> torch.Tensor:
@@ -69,8 +69,11 @@ def confident_labels(
     teacher: nn.Module, x_target: torch.Tensor, confidence: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean teacher's labels (B,) for clean target images and a float mask (B,) of those it is
-    at least ``confidence`` sure of (the teacher normalises with the batch's statistics, no dropout)."""
-    probs = batch_statistics_mode(teacher)(x_target)[0].softmax(1)
+    at least ``confidence`` sure of. The teacher normalises with the batch's statistics, no dropout,
+    and is left exactly as it was: its running statistics are neither read nor updated, and its
+    train/eval modes are restored (:func:`hw2lib.digit_cnn.batch_statistics`)."""
+    with batch_statistics(teacher):
+        probs = teacher(x_target)[0].softmax(1)
     conf, labels = probs.max(1)
     return labels, (conf >= confidence).float()
 

@@ -14,7 +14,9 @@ perturbed target views (p3/augment.py), from three losses and an optional fourth
 * with ``--consistency`` > 0, the mean teacher's labels for the clean target images it is at least
   ``--confidence`` sure of, learnt on strong views of the same images (``strong_target_view``: stroke,
   blur and a cutout; FixMatch's consistency, with the teacher labelling instead of the student). The
-  DANN+ recipes use it (bench/p3_train_all.sh); 0, the default, is SHOT alone.
+  teacher normalises with the batch's statistics, no dropout, and its running statistics are left
+  alone (labelling never changes it). The DANN+ recipes use it (bench/p3_train_all.sh); 0, the
+  default, is SHOT alone.
 
 What is evaluated and shipped is a mean teacher (an EMA of the student, decay 0.99) with BatchNorm
 statistics re-estimated on the target. Resumes from ``<out-dir>/last.pt`` (pseudo-labels included).
