@@ -8,13 +8,15 @@ among the (model, setting) pairs that pass, the one with the lowest mean Fréche
 features; the floor is printed beside it) ships. A pair is a log file and the checkpoint its
 ``bench/p1_sweep.py --log`` rows name, with the setting's label (``bench/p1_front.py``); only pairs
 logged at all five seeds with 1000 digits count (rows from before the count was logged had 1000), and a later row for the same seed replaces an
-earlier one. Prints a Markdown table, best first, and the winner.
+earlier one. Prints a Markdown table, best first, and the winner; ``--plain --top N`` prints the N
+best rows in plain words (model version, setting: REPORT.md's table), the full table without them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -59,15 +61,43 @@ def verdicts(pairs: dict, min_mean: float, min_digit: float) -> list[dict]:
     return sorted(out, key=lambda v: (not v["passes"], v["frechet"]))
 
 
-def table(summaries: list[dict]) -> str:
+def plain_model(checkpoint: str) -> str:
+    """``stage14_step1500.front.jsonl: x.pt`` → ``stage 14 at step 1,500``; other logs by their name."""
+    found = re.match(r"stage(\d+)(?:_step(\d+))?\.", checkpoint)
+    if not found:
+        return checkpoint.split(".")[0]
+    return f"stage {found[1]}" + (f" at step {int(found[2]):,}" if found[2] else "")
+
+
+def plain_setting(setting: str) -> str:
+    """``dpm++2m 10 s=3 φ=1 t∈[0,499]`` → ``guided: s = 3, rescale φ = 1, at t ≤ 499``; ``… s=1`` → model alone."""
+    scale, auto = re.search(r"\bs=([\d.]+)", setting), re.search(r"\ba=([\d.]+)", setting)
+    if auto:
+        return f"autoguidance, a = {auto[1]}"
+    if scale is None or scale[1] == "1":
+        return "model alone (s = 1)"
+    words = [f"guided: s = {scale[1]}"]
+    rescale, window = re.search(r"φ=([\d.]+)", setting), re.search(r"t∈\[(\d+),(\d+)\]", setting)
+    if rescale:
+        words.append(f"rescale φ = {rescale[1]}")
+    if window:
+        words.append(f"at t ≤ {window[2]}" if window[1] == "0" else f"at {window[1]} ≤ t ≤ {window[2]}")
+    return ", ".join(words)
+
+
+def table(summaries: list[dict], plain: bool = False) -> str:
     lines = [
-        "| model | setting | accuracy at seeds 0–4 | mean | lowest digit | mean Fréchet (floor) | passes |",
+        f"| {'model version' if plain else 'model'} | setting | accuracy at seeds 0–4 | mean | lowest digit "
+        "| mean Fréchet (floor) | passes |",
         "|---|---|---|---:|---:|---:|:---:|",
     ]
     for v in summaries:
         seeds = " / ".join(f"{100 * a:.1f}" for a in v["accuracies"])
+        model, setting = (
+            (plain_model(v["checkpoint"]), plain_setting(v["setting"])) if plain else (v["checkpoint"], v["setting"])
+        )
         lines.append(
-            f"| {v['checkpoint']} | {v['setting']} | {seeds} | {100 * v['mean']:.2f} % | {100 * v['worst']:.0f} % | "
+            f"| {model} | {setting} | {seeds} | {100 * v['mean']:.2f} % | {100 * v['worst']:.0f} % | "
             f"{v['frechet']:.3f} ({v['floor']:.3f}) | {'yes' if v['passes'] else 'no'} |"
         )
     return "\n".join(lines)
@@ -82,13 +112,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=10, help="the shipped solver's steps")
     p.add_argument("--min-mean", type=float, default=0.99, help="lowest mean LeNet accuracy over the five seeds")
     p.add_argument("--min-digit", type=float, default=0.97, help="lowest accuracy of any digit at any seed")
+    p.add_argument("--top", type=int, help="print only the N best rows (all by default)")
+    p.add_argument("--plain", action="store_true", help="name models and settings in plain words")
     args = p.parse_args(argv)
     summaries = verdicts(five_seed_rows(args.logs, args.solver, args.steps), args.min_mean, args.min_digit)
     if not summaries:
         sys.exit("error: no (model, setting) logged at all five seeds with 1000 digits")
-    print(table(summaries))
+    print(table(summaries[: args.top], args.plain))
+    if args.top and args.top < len(summaries):
+        print(f"\n({len(summaries) - args.top} more pairs below these: python bench/p1_rule.py without --top)")
     best = summaries[0]
-    verdict = f"{best['checkpoint']} at {best['setting']}" if best["passes"] else "nothing passes"
+    name = f"{plain_model(best['checkpoint'])}, {plain_setting(best['setting'])}" if args.plain else None
+    verdict = (name or f"{best['checkpoint']} at {best['setting']}") if best["passes"] else "nothing passes"
     print(f"\nThe rule ships: {verdict}.")
 
 

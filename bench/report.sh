@@ -19,10 +19,13 @@ py p1.evaluate "$DIGITS_TMP/p1" --classifier "$CLASSIFIER" --real "$DATA/digits/
 # the accuracy–distance front of the shipped model (stage 13), from its logged sweep (bench/p1_sweep.py --log
 # re-measures it), and the shipping rule's five-seed table over every model and setting logged at five seeds
 python3 "$HERE/bench/p1_front.py" "$HERE/p1/checkpoints/study/stage13.front.jsonl" --out "$OUT/p1/front.png" > "$OUT/p1/front.md"
-python3 "$HERE/bench/p1_rule.py" "$HERE"/p1/checkpoints/*.jsonl "$HERE"/p1/checkpoints/study/*.front.jsonl > "$OUT/p1/rule.md"
+python3 "$HERE/bench/p1_rule.py" "$HERE"/p1/checkpoints/*.jsonl "$HERE"/p1/checkpoints/study/*.front.jsonl --top 6 --plain \
+  > "$OUT/p1/rule.md"
 # the training curve of the shipped model's last stage: the highest-numbered ddpm_mnistm.stageN log
 STAGE_LOG="$(ls -v "$HERE"/p1/checkpoints/ddpm_mnistm.stage*.metrics.jsonl | tail -n 1)"
 python3 "$HERE/bench/p1_training.py" "$STAGE_LOG" > "$OUT/p1/training.md"
+# the training curves of P1's stages and of P3's shipped DANN+ runs, from the logs
+python3 "$HERE/bench/training_curves.py" --p1 "$HERE/p1/checkpoints" --p3 "$HERE/p3/checkpoints/logs" --out "$OUT"
 # P2's figures drawn by the digit model through the same DDIM; the face versions when the course's files are given
 py p1.ddim_figures --out "$OUT/p2"
 if [ -f "$DATA/face/UNet.pt" ] && [ -d "$DATA/face/noise" ]; then

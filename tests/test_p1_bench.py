@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from PIL import Image
 
 from p1.sampling import ClassifierFreeGuidance
 
@@ -328,3 +329,39 @@ def test_p1_rule_picks_the_closest_setting_that_passes(tmp_path, capsys):
     assert [line.split(" | ")[0] for line in lines] == [f"| x.front.jsonl: {c}.pt" for c in ("b", "a", "d", "c")]
     assert lines[0].endswith("| 99.20 % | 97 % | 4.000 (2.000) | yes |")
     assert "The rule ships: x.front.jsonl: b.pt at dpm++2m 10 s=3 φ=1 t∈[0,499]." in out
+    p1_rule.main([str(log), "--top", "2", "--plain"])
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("| model version | setting |")
+    assert [line.split(" | ")[1] for line in out.splitlines()[2:4]] == ["guided: s = 3, rescale φ = 1, at t ≤ 499"] * 2
+    assert "(2 more pairs below these" in out and "The rule ships: x, guided: s = 3" in out
+
+
+@pytest.mark.parametrize(
+    "checkpoint, setting, model, words",
+    [
+        ("stage13.front.jsonl: s13.pt", "dpm++2m 10 s=3 φ=1 t∈[0,499]", "stage 13", "guided: s = 3, rescale φ = 1, at t ≤ 499"),
+        ("stage14_step1500.front.jsonl: a.pt", "dpm++2m 10 s=3.5 φ=1 t∈[100,499]", "stage 14 at step 1,500",
+         "guided: s = 3.5, rescale φ = 1, at 100 ≤ t ≤ 499"),
+        ("stage16.front.jsonl: b.pt", "dpm++2m 10 s=1", "stage 16", "model alone (s = 1)"),
+        ("autoguidance.front.jsonl: c.pt", "dpm++2m 10 s=1 a=2 weak=bd953c9", "autoguidance", "autoguidance, a = 2"),
+    ],
+)  # fmt: skip
+def test_p1_rule_names_models_and_settings_in_plain_words(checkpoint, setting, model, words):
+    import p1_rule
+
+    assert (p1_rule.plain_model(checkpoint), p1_rule.plain_setting(setting)) == (model, words)
+
+
+def test_training_curves_draw_both_problems_from_the_shipped_logs(tmp_path):
+    import training_curves
+
+    from conftest import REPO
+
+    logs = REPO / "p3" / "checkpoints" / "logs"
+    assert [training_curves.shipped_seed(logs, t) for t in ("svhn", "usps")] == ["s0", "s2"]  # what ships
+    stages = training_curves.p1_stages(REPO / "p1" / "checkpoints")
+    assert [n for n, _ in stages] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13]
+    training_curves.main(["--p1", str(REPO / "p1" / "checkpoints"), "--p3", str(logs), "--out", str(tmp_path)])
+    for problem in ("p1", "p3"):
+        with Image.open(tmp_path / problem / "training_curve.png") as figure:
+            assert figure.size == ((960, 960) if problem == "p1" else (1200, 720))
