@@ -8,6 +8,8 @@
 # started again across sittings: a finished stage is not retrained. Wall time on a 2-core CPU: about
 # 18 hours (stages 1–9 about 13 h at 0.55–3 s a step, 11–13 about 4.5 h); p1.train takes a GPU when present.
 #
+# P1_PRINT_ONLY=1 prints every command instead of running it (as if RUNS were empty).
+#
 # Some stages ran in legs with different --steps (the first legs' schedules were cut or lengthened
 # when resumed); their legs are replayed with --stop-after, so each stage's learning rate runs exactly
 # as its log (p1/checkpoints/ddpm_mnistm.stage*.metrics.jsonl) shows.
@@ -17,8 +19,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 D="$1"; R="$2"; LENET="$3"
 [ -d "$D/mnistm" ] || { echo "error: $D/mnistm: no such directory (DATA is the course's hw2_data/digits)" >&2; exit 2; }
 [ -f "$LENET" ] || { echo "error: $LENET: no such file (CLASSIFIER is the course's Classifier.pth)" >&2; exit 2; }
-py() { python3 "$HERE/hw2lib/launch.py" "$@"; }  # this checkout's modules, wherever it runs from
+run() { if [ -n "${P1_PRINT_ONLY:-}" ]; then echo "$*"; else "$@"; fi; }
+py() { run python3 "$HERE/hw2lib/launch.py" "$@"; }  # this checkout's modules, wherever it runs from
 at() {  # the step RUNS/$1/last.pt has reached (0 before the run starts)
+  [ -n "${P1_PRINT_ONLY:-}" ] && { echo 0; return; }
   python3 - "$R/$1/last.pt" <<'PY'
 import os, sys, torch
 print(torch.load(sys.argv[1], map_location="cpu", weights_only=True)["step"] if os.path.exists(sys.argv[1]) else 0)
@@ -58,18 +62,18 @@ leg p1_s7 3500 3500 --init-from "$R/p1_s6/best.pt" "${LATER[@]}" --seed 6 "${MON
 leg p1_s8 4000 4000 --init-from "$R/p1_s7/best.pt" "${LATER[@]}" --seed 7 "${MONITOR[@]}" --eval-every 2000
 leg p1_s9 6000 6000 --init-from "$R/p1_s8/best.pt" "${LATER[@]}" --lr 3e-4 --seed 8 "${MONITOR[@]}" --eval-every 2000
 # 11–13: stage 9 deepened to four middle blocks (3.66 M parameters; the new blocks start as the identity)
-[ -f "$R/grown4.pt" ] || py p1.grow "$R/p1_s9/best.pt" "$R/grown4.pt" --mid-blocks 4
+[ -f "$R/grown4.pt" ] && [ -z "${P1_PRINT_ONLY:-}" ] || py p1.grow "$R/p1_s9/best.pt" "$R/grown4.pt" --mid-blocks 4
 GROWN=(--mid-blocks 4 --warmup 100 --ema-decay 0.9995 --min-snr-gamma 5 --bf16 "${MONITOR[@]}")
 leg p1_s11 250 5000 --init-from "$R/grown4.pt" "${GROWN[@]}" --lr 3e-4 --seed 10 --eval-every 2000
 leg p1_s11 6000 6000 --init-from "$R/grown4.pt" "${GROWN[@]}" --lr 3e-4 --seed 10 --eval-every 2000
 leg p1_s12 3000 3000 --init-from "$R/p1_s11/best.pt" "${GROWN[@]}" --lr 3e-4 --seed 12 --eval-every 1000
 leg p1_s13 3000 3000 --init-from "$R/p1_s12/best.pt" "${GROWN[@]}" --lr 2e-4 --seed 13 --eval-every 1000
-cp "$R/p1_s13/best.pt" "$HERE/p1/checkpoints/ddpm_mnistm.pt"
+run cp "$R/p1_s13/best.pt" "$HERE/p1/checkpoints/ddpm_mnistm.pt"
 
 # the Fréchet distance's feature network: the digit CNN trained on labelled MNIST-M for 1,500 steps (the
 # shipped file came from an earlier version of this trainer with these settings: a remade one is an
 # equivalent network, not the same bytes, so distances measured with it move in their last digits)
-[ -f "$R/features_mnistm/best.pt" ] || py p3.train --source "$D/mnistm" --target "$D/mnistm" \
+[ -f "$R/features_mnistm/best.pt" ] && [ -z "${P1_PRINT_ONLY:-}" ] || py p3.train --source "$D/mnistm" --target "$D/mnistm" \
   --out-dir "$R/features_mnistm" --steps 1500 --width 32 --domain-weight 0
-cp "$R/features_mnistm/best.pt" "$HERE/p1/checkpoints/features_mnistm.pt"
-bash "$HERE/hw2_download.sh" --rehash
+run cp "$R/features_mnistm/best.pt" "$HERE/p1/checkpoints/features_mnistm.pt"
+run bash "$HERE/hw2_download.sh" --rehash
