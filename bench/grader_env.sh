@@ -2,7 +2,7 @@
 # Build (once) a virtualenv with the course grader's versions (requirements-grader.txt: Python 3.10,
 # torch 2.0.1, torchvision 0.15.2, numpy 1.23.1, Pillow 9.4.0, …) and print its bin folder:
 #   PATH="$(bash bench/grader_env.sh):$PATH" bash hw2_3.sh TEST_DIR out.csv
-# The venv is rebuilt when requirements-grader.txt changes. The torch 2.0.1 wheel brings its CUDA
+# When requirements-grader.txt changes, its pins are installed again into the same venv. The torch 2.0.1 wheel brings its CUDA
 # libraries (about 2.5 GB, once; pip's cache keeps them).
 #   HW2_GRADER_VENV  where the venv lives (default ~/.cache/hw2-grader-py310)
 #   HW2_PY310        the Python 3.10 interpreter (default: python3.10 on PATH, or pyenv's)

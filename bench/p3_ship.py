@@ -8,9 +8,13 @@ val (the lower seed on a tie) become ``p3/checkpoints/<target>_<method>.pt``; th
 manifest ``checkpoints.json`` is rehashed. Every shipped run must pass ``bench/p3_protocol.py`` with
 ``--digits DIGITS_DIR`` first.
 
-All or nothing: everything is staged beside the checkpoints, then swapped in with SIGINT and SIGTERM
-held back, the replaced files kept until the swap has finished; a failure or an interrupt at any
-point before leaves the tree exactly as it was, and a failure during the swap puts it back.
+All or nothing: everything is staged in ``p3/.ship-staging-*``, then swapped in with SIGINT and
+SIGTERM held back, each replaced file kept in the staging folder until the swap has finished and the
+swap's moves written there first (``swap.json``). A failure or an interrupt while staging leaves the
+tree exactly as it was; a failure during the swap moves every file back, and if a move back fails
+too, the staging folder and the replaced files in it are kept and named. A run killed outright
+(SIGKILL, power loss) leaves its staging folder: the next run puts back what its ``swap.json`` had
+moved, then removes it, before doing anything else.
 """
 
 from __future__ import annotations
@@ -88,47 +92,97 @@ def stage(picks: dict[str, Path], logged: list[Path], repo: Path, staging: Path)
     (staging / "checkpoints.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def swap(repo: Path, staging: Path) -> None:
-    """Move the staged files into place; the ones they replace go to ``staging/old`` first, so a
-    failure part-way moves every one back. Signals are held back for the whole swap."""
-    target = repo / "p3" / "checkpoints"
-    moves = [(staging / "checkpoints" / n, target / n) for n in sorted(os.listdir(staging / "checkpoints"))]
-    moves += [(staging / "logs", target / "logs"), (staging / "checkpoints.json", repo / "checkpoints.json")]
-    old = staging / "old"
-    old.mkdir()
-    done: list[tuple[Path, Path, Optional[Path]]] = []  # (new, destination, where the replaced one went)
-    with signals_held():
+STAGING = ".ship-staging-"
+JOURNAL = "swap.json"  # the swap's moves, written before the first one: how a killed swap is put back
+
+
+class KeptStaging(UserError):
+    """A swap could not be put back whole: the staging folder, with the replaced files, must stay."""
+
+
+def put_back(moves: list[dict]) -> list[str]:
+    """Undo ``moves`` (``{new, dest, kept}``, in the order they were made), each on its own, last first:
+    the new file goes back to ``new`` and the replaced one (``kept``) to ``dest``. Returns what failed."""
+    failed = []
+    for move in reversed(moves):
+        new, dest, kept = Path(move["new"]), Path(move["dest"]), move["kept"] and Path(move["kept"])
         try:
-            for i, (new, dest) in enumerate(moves):
-                kept = old / str(i) if dest.exists() else None
-                if kept:
-                    os.replace(dest, kept)
-                done.append((new, dest, kept))
-                os.replace(new, dest)
-        except BaseException:
-            for new, dest, kept in reversed(done):
+            if kept is not None and kept.exists():
                 if dest.exists() and not new.exists():
                     os.replace(dest, new)
-                if kept:
-                    os.replace(kept, dest)
+                os.replace(kept, dest)
+            elif kept is None and dest.exists() and not new.exists():
+                os.replace(dest, new)
+        except OSError as err:
+            failed.append(f"{dest} ({err.strerror or err})")
+    return failed
+
+
+def swap(repo: Path, staging: Path) -> None:
+    """Move the staged files into place; the ones they replace go to ``staging/old`` first, and the
+    moves are written to ``staging/swap.json`` before any is made, so a failure part-way (or, in the
+    next run, a kill) moves every one back. Signals are held back for the whole swap."""
+    target = repo / "p3" / "checkpoints"
+    pairs = [(staging / "checkpoints" / n, target / n) for n in sorted(os.listdir(staging / "checkpoints"))]
+    pairs += [(staging / "logs", target / "logs"), (staging / "checkpoints.json", repo / "checkpoints.json")]
+    (staging / "old").mkdir()
+    moves = [
+        {"new": str(new), "dest": str(dest), "kept": str(staging / "old" / str(i)) if dest.exists() else None}
+        for i, (new, dest) in enumerate(pairs)
+    ]
+    (staging / JOURNAL).write_text(json.dumps(moves))
+    with signals_held():
+        done = []
+        try:
+            for move in moves:
+                done.append(move)
+                if move["kept"]:
+                    os.replace(move["dest"], move["kept"])
+                os.replace(move["new"], move["dest"])
+        except BaseException:
+            failed = put_back(done)
+            if failed:
+                raise KeptStaging(
+                    f"the swap failed and could not be put back whole ({', '.join(failed)}); the replaced "
+                    f"files are kept in {staging / 'old'} (swap.json lists where each belongs)"
+                ) from None
             raise
+        (staging / JOURNAL).unlink()  # swapped whole: nothing to put back any more
+
+
+def recover(repo: Path) -> None:
+    """Put back what a killed run's swap had moved (its ``swap.json``), then remove its staging folder."""
+    for staging in sorted((repo / "p3").glob(STAGING + "*")):
+        journal = staging / JOURNAL
+        if journal.is_file():
+            failed = put_back(json.loads(journal.read_text()))
+            if failed:
+                raise UserError(f"{staging}: an interrupted ship could not be put back ({', '.join(failed)})")
+            print(f"put back the files of an interrupted ship ({staging.name})")
+        shutil.rmtree(staging)
 
 
 def ship(digits: Path, runs: Path, repo: Path = REPO) -> dict[str, Path]:
     """Check, stage and swap in; returns what ships (file name → run)."""
     if not runs.is_dir():
         raise UserError(f"{runs}: no such directory (expected bench/p3_train_all.sh's RUNS_DIR)")
+    recover(repo)
     picks, logged = plan(runs)
-    found = check_runs(logged, digits)
+    found = check_runs(logged, digits, runs)
     if found:
         raise UserError("outside the protocol, nothing shipped: " + "; ".join(found))
-    staging = Path(tempfile.mkdtemp(prefix=".ship-staging-", dir=repo / "p3"))
+    staging = Path(tempfile.mkdtemp(prefix=STAGING, dir=repo / "p3"))
+    keep = False
     try:
         stage(picks, logged, repo, staging)
         swap(repo, staging)
+    except KeptStaging:
+        keep = True
+        raise
     finally:
-        with signals_held():
-            shutil.rmtree(staging, ignore_errors=True)
+        if not keep:
+            with signals_held():
+                shutil.rmtree(staging, ignore_errors=True)
     return picks
 
 

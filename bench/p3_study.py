@@ -6,8 +6,8 @@ rule without target labels picks.
 For every run folder (``p3.train --out-dir``) it reads ``metrics.jsonl`` and reports, at the
 evaluation with the best target-val accuracy (the checkpoint ``best.pt`` holds): that val accuracy,
 the accuracy on the target's *train* split at the same step (labels used only to score: a check that
-selection did not touch), and the step. Beside it, what a rule without target labels ships, with its
-val and train-split accuracy: for a ``p3.train`` run, the evaluation with the lowest
+selection did not touch), and the step. Beside it, what a rule that uses no val label in this run
+ships, with its val and train-split accuracy (a refinement's first step was still selected on val): for a ``p3.train`` run, the evaluation with the lowest
 ``information_score`` (confident *and* class-balanced target predictions); for a ``p3.refine`` run,
 whose losses already minimise that score (class balance plus entropy is the score plus log K), the
 rule would only restate the objective, so the column shows the last evaluation, named as such. ``--spread PREFIX`` adds mean / min / max over
@@ -39,7 +39,7 @@ def summary(run: Path) -> dict:
     if not evals:
         raise SystemExit(f"error: {run / 'metrics.jsonl'}: no evaluations logged")
     best = max(evals, key=lambda r: r["val_accuracy"])  # first of equals, as best.pt keeps the first
-    refined = any("init_from" in s["args"] for s in read_record(run))  # a p3.refine run
+    refined = any(s["args"].get("init_from") for s in read_record(run))  # a p3.refine run
     free = evals[-1] if refined else min(evals, key=lambda r: r["information_score"])
     return {
         "rule": LAST_RULE if refined else INFO_RULE,
@@ -67,7 +67,7 @@ def main() -> None:
     rows = [summary(Path(r)) for r in args.runs]
     print(
         "| run | val (selected) | train split, same checkpoint | step "
-        "| without target labels: rule | its val | its train split | its step | minutes |"
+        "| no val selection in this run: rule | its val | its train split | its step | minutes |"
     )
     print("|---|---:|---:|---:|---|---:|---:|---:|---:|")
     for r in rows:
@@ -80,7 +80,7 @@ def main() -> None:
         if not group:
             raise SystemExit(f"error: no run folder starts with {prefix!r}")
         print(f"\n{prefix}* ({len(group)} runs): mean / min / max")
-        for key, name in (("val", "val"), ("train", "train split"), ("free_val", "without target labels, val")):
+        for key, name in (("val", "val"), ("train", "train split"), ("free_val", "no val selection in this run, val")):
             values = [r[key] for r in group]
             print(f"- {name}: {pct(sum(values) / len(values))} / {pct(min(values))} / {pct(max(values))}")
 

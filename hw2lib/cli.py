@@ -72,11 +72,13 @@ def signals_held() -> Iterator[None]:
         return
     pending: list[tuple[int, object]] = []
     previous = {s: signal.signal(s, lambda signum, frame: pending.append((signum, frame))) for s in HELD_SIGNALS}
+    # a handler set outside Python reads as None and cannot be put back: the default stands in for it
+    previous = {s: signal.SIG_DFL if h is None else h for s, h in previous.items()}
     try:
         yield
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)  # None: set outside Python
+            signal.signal(signum, handler)
         for signum, frame in pending:
             handler = previous[signum]
             if callable(handler):

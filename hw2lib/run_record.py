@@ -84,13 +84,16 @@ def machine(device: Optional[torch.device] = None) -> dict:
     return found
 
 
-def check_sitting(out_dir: str | os.PathLike, args: dict, allow_changes: bool = False) -> dict[str, list]:
-    """The training arguments that differ from the run's last sitting ({} for a new run). A difference
-    is a UserError unless ``allow_changes``; nothing is written either way."""
+def check_sitting(
+    out_dir: str | os.PathLike, args: dict, allow_changes: bool = False, defaults: Optional[dict] = None
+) -> dict[str, list]:
+    """The training arguments that differ from the run's last sitting ({} for a new run). A flag the
+    last sitting's line lacks (added to the trainer since) counts as its value in ``defaults``, what
+    that sitting ran with. A difference is a UserError unless ``allow_changes``; nothing is written."""
     sittings = read_record(out_dir)
     if not sittings:
         return {}
-    changed = changed_args(sittings[-1]["args"], args)
+    changed = changed_args({**(defaults or {}), **sittings[-1]["args"]}, args)
     if changed and not allow_changes:
         shown = ", ".join(f"--{k.replace('_', '-')} {old} → {new}" for k, (old, new) in changed.items())
         raise UserError(
@@ -125,13 +128,13 @@ def append_sitting(out_dir: str | os.PathLike, args: dict, step: int, changed: d
 
 
 def record_arguments(args: Any) -> dict:
-    """An argparse namespace as the record stores it: data and checkpoint paths made absolute (as
-    spelt, not resolved), so the record names the same folders wherever it is read from."""
+    """An argparse namespace as the record stores it: data and checkpoint paths resolved (absolute, no
+    ``..``, links followed), so the record names the folders that were read, wherever it is read from."""
     found = dict(vars(args))
     for key in ("source", "target", "init_from", "data_root"):
         value = found.get(key)
         if isinstance(value, list):
-            found[key] = [os.path.abspath(v) if v else v for v in value]
+            found[key] = [os.path.realpath(v) if v else v for v in value]
         elif isinstance(value, str) and value:
-            found[key] = os.path.abspath(value)
+            found[key] = os.path.realpath(value)
     return found

@@ -128,7 +128,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     refiner = Refiner(args, load_digit_classifier(args.init_from, device), target, device)
     run_config = {"trainer": "p3.refine", "model": refiner.student.config.to_dict()}
     run = Run(
-        Path(args.out_dir), args, refiner.parts(), run_config, args.target, lambda: {"pseudo_labels": refiner.pseudo}
+        Path(args.out_dir),
+        args,
+        refiner.parts(),
+        run_config,
+        args.target,
+        lambda: {"pseudo_labels": refiner.pseudo},
+        defaults={k: build_parser().get_default(k) for k in vars(args)},
     )
     step, best, resumed = run.resume()
     if resumed is not None:

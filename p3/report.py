@@ -99,10 +99,20 @@ def domain_mixing(emb: np.ndarray, domains: np.ndarray, k: int = MIXING_K) -> tu
     return float(same.mean()), float((counts * (counts - 1)).sum() / (n * (n - 1)))
 
 
+def class_agreement(emb: np.ndarray, classes: np.ndarray, k: int = MIXING_K) -> float:
+    """The mean fraction of each point's ``k`` nearest neighbours (itself left out) of its own class:
+    near 1 the classes are separate clusters in the map, near 1/10 they overlap completely."""
+    from sklearn.neighbors import NearestNeighbors
+
+    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(emb).kneighbors(emb)
+    return float((classes[idx[:, 1:]] == classes[:, None]).mean())
+
+
 def tsne_plots(
     model, source_x, source_y, target_x, target_y, target: str, method: str, out: Path, seed: int
-) -> tuple[float, float]:
-    """Write the by-class and by-domain maps; returns :func:`domain_mixing` of the map."""
+) -> tuple[float, float, float]:
+    """Write the by-class and by-domain maps; returns :func:`domain_mixing` of the map and the
+    :func:`class_agreement` of its target points among themselves."""
     from sklearn.manifold import TSNE  # imported here: only the report needs it
 
     feats = np.concatenate([penultimate_features(model, x)[1].numpy() for x in (source_x, target_x)])
@@ -123,19 +133,22 @@ def tsne_plots(
         fig.tight_layout()
         fig.savefig(out / f"tsne_{target}_{method}_{kind}.png", dpi=150)
         plt.close(fig)
-    return domain_mixing(emb, domains)
+    is_target = domains == 1
+    return (*domain_mixing(emb, domains), class_agreement(emb[is_target], classes[is_target]))
 
 
-def write_tsne_table(mixing: dict[tuple[str, str], tuple[float, float]], out: Path) -> None:
-    """``tsne.md``: each map by class and by domain, with its domain mixing beside it."""
+def write_tsne_table(mixing: dict[tuple[str, str], tuple[float, float, float]], out: Path) -> None:
+    """``tsne.md``: each map by class and by domain, with how mixed its domains are and how separate
+    its target classes are beside it."""
     lines = [
-        f"| | by class | by domain | k-NN domain agreement (k = {MIXING_K}) | its chance level |",
-        "|---|---|---|---:|---:|",
+        f"| | by class | by domain | k-NN domain agreement (k = {MIXING_K}) | its chance level "
+        "| target points: k-NN class agreement |",
+        "|---|---|---|---:|---:|---:|",
     ]
-    for (target, method), (agree, chance) in mixing.items():
+    for (target, method), (agree, chance, classes) in mixing.items():
         name = f"{ROW_NAMES[method].split(' (')[0]}, MNIST-M → {target.upper()}"
         maps = [f"![](figures/p3/tsne_{target}_{method}_{kind}.png)" for kind in ("class", "domain")]
-        lines.append(f"| {name} | {maps[0]} | {maps[1]} | {agree:.2f} | {chance:.2f} |")
+        lines.append(f"| {name} | {maps[0]} | {maps[1]} | {agree:.2f} | {chance:.2f} | {classes:.2f} |")
     (out / "tsne.md").write_text("\n".join(lines) + "\n")
 
 
@@ -193,9 +206,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         mixing[target, method] = tsne_plots(
             model, source_x[pick], source_y[pick], target_x[t_pick], target_y[t_pick], target, method, out, args.seed
         )
-        agree, chance = mixing[target, method]
+        agree, chance, classes = mixing[target, method]
         print(
-            f"wrote tsne_{target}_{method}_class.png and _domain.png (domain agreement {agree:.2f}, chance {chance:.2f})"
+            f"wrote tsne_{target}_{method}_class.png and _domain.png (domain agreement {agree:.2f}, chance "
+            f"{chance:.2f}; target class agreement {classes:.2f})"
         )
     write_tsne_table(mixing, out)
 

@@ -141,7 +141,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     params = list(model.parameters()) + list(discriminator.parameters())
     optimizer = torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=5e-4)
     parts = {"model": model, "discriminator": discriminator, "optimizer": optimizer}
-    run = Run(Path(args.out_dir), args, parts, {"trainer": "p3.train", "model": model.config.to_dict()}, args.target)
+    config = {"trainer": "p3.train", "model": model.config.to_dict()}
+    defaults = {k: build_parser().get_default(k) for k in vars(args)}
+    run = Run(Path(args.out_dir), args, parts, config, args.target, defaults=defaults)
     step, best, _ = run.resume()
 
     def shipped() -> DigitClassifier:

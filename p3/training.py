@@ -98,6 +98,7 @@ class Run:
     run_config: dict  # must match to resume
     target: str  # the target folder (its domain goes into best.pt)
     extra_state: Callable[[], dict] = dict  # more for last.pt (e.g. the current pseudo-labels)
+    defaults: Optional[dict] = None  # the trainer's flag defaults: what a sitting logged before a flag existed ran
 
     def __post_init__(self) -> None:
         self.clock = TrainingClock()
@@ -106,7 +107,7 @@ class Run:
         """(step, best val accuracy, the resumed checkpoint or None); the clock continues the stored one.
         The sitting is checked against the run's record first (hw2lib/run_record.py), then appended to it."""
         recorded = record_arguments(self.args)
-        changed = check_sitting(self.out_dir, recorded, self.args.allow_changed_args)
+        changed = check_sitting(self.out_dir, recorded, self.args.allow_changed_args, self.defaults)
         resumed = resume_training(self.out_dir, self.parts, self.run_config)
         self.clock = TrainingClock(resumed)
         append_sitting(self.out_dir, recorded, resumed["step"] if resumed else 0, changed)

@@ -33,11 +33,17 @@ def grader_env() -> dict:
     assert built.returncode == 0, built.stderr[-3000:]
     bin_dir = built.stdout.strip().splitlines()[-1]
     version = subprocess.run(
-        [f"{bin_dir}/python3", "-c", "import sys, torch; print(sys.version_info[:2], torch.__version__)"],
+        [
+            f"{bin_dir}/python3",
+            "-c",
+            "import sys, torch, numpy, PIL; print(sys.version_info[:2], torch.__version__, numpy.__version__, PIL.__version__)",
+        ],
         capture_output=True,
         text=True,
     )
-    assert version.stdout.strip() == "(3, 10) 2.0.1" or version.stdout.startswith("(3, 10) 2.0.1"), version
+    fields = version.stdout.split()  # e.g. (3, 10) 2.0.1+cu117 1.23.1 9.4.0
+    assert fields[:2] == ["(3,", "10)"] and fields[2].split("+")[0] == "2.0.1", version
+    assert fields[3:] == ["1.23.1", "9.4.0"], version
     return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": ""}
 
 

@@ -182,6 +182,16 @@ def test_autocast_dtype_is_bf16_only_where_the_device_has_it(monkeypatch, device
     assert p1_train.autocast_dtype(torch.device(device), want_bf16) is expected
 
 
+def test_emulated_bf16_of_newer_torch_does_not_count(monkeypatch):
+    """Newer torch's is_bf16_supported() counts emulated bf16 (slow, pre-Ampere) unless asked not to."""
+
+    def newer_torch_on_a_t4(including_emulation: bool = True) -> bool:
+        return including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", newer_torch_on_a_t4)
+    assert p1_train.autocast_dtype(torch.device("cuda"), True) is None
+
+
 def test_autocast_block_is_bf16_on_the_cpu_and_absent_for_none():
     a, b = torch.randn(4, 4), torch.randn(4, 4)
     with p1_train.autocast(torch.device("cpu"), torch.bfloat16):

@@ -94,12 +94,16 @@ def test_target_only_learns_from_its_own_target(digits, source, target, ok):
     assert (violations("svhn_target-only", args, digits) == []) == ok
 
 
-def test_refinements_see_the_target_alone(digits):
+def test_refinements_see_the_target_alone_from_their_own_first_step(digits):
     args = {"init_from": "/r/svhn_dann-plus-phase1_s0/best.pt", "target": f"{digits}//svhn"}
     assert violations("svhn_dann-plus_s0", args, digits) == []
     assert "not the svhn folder" in violations("svhn_dann-plus_s0", {**args, "target": f"{digits}/usps"}, digits)[0]
-    assert "ships only as DANN+" in violations("svhn_dann", args, digits)[0]
+    assert "not its own first step" in violations("svhn_dann", args, digits)[0]
     assert "not a run of the report's table" in violations("svhn_ablate_x", args, digits)[0]
+    for other in ("/r/svhn_target-only/best.pt", "/r/svhn_dann-plus-phase1_s1/best.pt", "/r/x/best.pt"):
+        assert "not its own first step" in violations("svhn_dann-plus_s0", {**args, "init_from": other}, digits)[0]
+    renamed = {"x": "svhn_dann-plus-phase1_s0"}  # a record's ran_as: the folder it ran in → its shipped name
+    assert violations("svhn_dann-plus_s0", {**args, "init_from": "/r/x/best.pt"}, digits, renamed) == []
 
 
 # -- shipping, all or nothing -------------------------------------------------------------------------
@@ -122,7 +126,8 @@ def make_runs(runs: Path, digits: Path, vals: dict[str, list[float]]) -> None:
         target = f"{digits}/{domain}"
         for seed, val in enumerate(seed_vals):
             make(f"{domain}_dann-plus-phase1_s{seed}", {"source": [f"{digits}/mnistm"], "target": target}, 0.5)
-            make(f"{domain}_dann-plus_s{seed}", {"init_from": "x/best.pt", "target": target}, val)
+            first = runs / f"{domain}_dann-plus-phase1_s{seed}" / "best.pt"
+            make(f"{domain}_dann-plus_s{seed}", {"init_from": str(first), "target": target}, val)
         for row in ROWS:
             source = target if row == "target-only" else f"{digits}/mnistm"
             make(f"{domain}_{row}", {"source": [source], "target": target}, 0.4)
@@ -243,6 +248,74 @@ def test_ship_interrupted_while_swapping_finishes_the_swap_first(shipping, digit
     )
     assert "old_run" not in {p.name for p in (repo / "p3" / "checkpoints" / "logs").iterdir()}
     assert [p.name for p in (repo / "p3").iterdir()] == ["checkpoints"]
+
+
+def test_ship_refuses_a_refinement_of_another_checkpoint(shipping, digits):
+    repo, runs = shipping
+    record = runs / "svhn_dann-plus_s1" / "record.jsonl"
+    stray = {"init_from": str(runs / "svhn_target-only" / "best.pt"), "target": f"{digits}/svhn"}
+    record.write_text(json.dumps({"sitting": 1, "args": stray}) + "\n")
+    before = tree(repo)
+    result = ship(repo, digits, runs)
+    assert result.returncode == 2 and "svhn_dann-plus_s1: refines" in result.stderr
+    assert tree(repo) == before
+
+
+def test_ship_refuses_a_record_that_starts_after_step_0(shipping, digits):
+    repo, runs = shipping
+    record = runs / "usps_dann" / "record.jsonl"
+    line = json.loads(record.read_text())
+    record.write_text(json.dumps({**line, "step": 500}) + "\n")  # its first sittings' lines are gone
+    result = ship(repo, digits, runs)
+    assert result.returncode == 2 and "usps_dann: its record starts at step 500" in result.stderr
+
+
+def test_ship_killed_mid_swap_is_put_back_by_the_next_run(shipping, digits):
+    import p3_ship
+
+    repo, runs = shipping
+    before = tree(repo)
+    killed = ship(repo, digits, runs, SIGNAL_AT.format(name="os.replace", n=3, where=".ship-staging-").replace(
+        "signal.SIGTERM", "signal.SIGKILL"))  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    assert tree(repo) != before  # half swapped: what a kill leaves
+    p3_ship.recover(repo)
+    assert tree(repo) == before
+    assert [p.name for p in (repo / "p3").iterdir()] == ["checkpoints"]
+
+
+def test_ship_clears_a_killed_runs_staging_and_ships(shipping, digits):
+    repo, runs = shipping
+    (repo / "p3" / ".ship-staging-dead" / "checkpoints").mkdir(parents=True)  # killed while staging
+    result = ship(repo, digits, runs)
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (repo / "p3").iterdir()] == ["checkpoints"]
+
+
+def test_ship_keeps_the_replaced_files_when_putting_back_fails(shipping, digits, monkeypatch):
+    import p3_ship
+
+    repo, runs = shipping
+    real, calls = os.replace, []
+
+    def failing(src, dst):
+        if ".ship-staging-" in f"{src}{dst}":
+            calls.append(dst)
+        if len(calls) in (7, 8):  # the 4th checkpoint fails, and so does the first move back
+            raise OSError(5, "Input/output error", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(p3_ship.KeptStaging, match="the replaced files are kept in"):
+        p3_ship.ship(digits, runs, repo)
+    staging = [p for p in (repo / "p3").iterdir() if p.name.startswith(".ship-staging-")]
+    assert len(staging) == 1 and (staging[0] / "swap.json").is_file()
+    kept = [p.read_bytes() for p in (staging[0] / "old").iterdir() if p.is_file()]
+    assert any(data.startswith(b"old p3/checkpoints/") for data in kept)  # an original the tree lost, kept
+    monkeypatch.setattr(os, "replace", real)
+    p3_ship.recover(repo)  # the next run puts back what the journal lists
+    for entry in json.loads((REPO / "checkpoints.json").read_text())["checkpoints"]:
+        assert (repo / entry["path"]).read_bytes() == b"old " + entry["path"].encode()
 
 
 def test_ship_failing_during_the_swap_puts_every_file_back(shipping, digits, monkeypatch):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, assert_user_error, make_digit_dataset, run_module
-from hw2lib.run_record import append_sitting, changed_args, read_record
+from hw2lib.run_record import SITTING_ARGS, append_sitting, changed_args, read_record, training_args
 
 FLAGS = ("--steps", "4", "--batch-size", "8", "--eval-every", "2", "--width", "8", "--device", "cpu")
 
@@ -55,12 +55,39 @@ def test_resuming_with_other_training_arguments_is_refused_and_touches_nothing(d
 
 
 @pytest.mark.slow
-def test_a_change_asked_for_is_recorded(data, tmp_path):
+def test_a_change_asked_for_is_recorded_and_the_next_sitting_is_held_to_it(data, tmp_path):
+    out = tmp_path / "run"
+    assert train(data, out, "--stop-after", "1").returncode == 0
+    assert train(data, out, "--lr", "0.5", "--allow-changed-args", "--stop-after", "1").returncode == 0
+    first, second = read_record(out)
+    assert second["changed"] == {"lr": [0.01, 0.5]} and second["args"]["lr"] == 0.5 and second["step"] == 1
+    assert_user_error(train(data, out), "--lr 0.5 → 0.01")  # compared with the last sitting, not the first
+    assert train(data, out, "--lr", "0.5").returncode == 0
+
+
+@pytest.mark.slow
+def test_a_run_from_before_records_resumes_with_its_command(data, tmp_path):
+    """A run that logged only args.json, before flags that exist now: the same command resumes it (a
+    missing flag counts as its default) and the record starts with the converted line."""
     out = tmp_path / "run"
     assert train(data, out, "--stop-after", "2").returncode == 0
-    assert train(data, out, "--lr", "0.5", "--allow-changed-args").returncode == 0
+    old = read_record(out)[0]["args"]
+    del old["target_entropy"], old["allow_changed_args"]  # flags its trainer did not have yet
+    (out / "record.jsonl").unlink()
+    (out / "args.json").write_text(json.dumps(old))
+    assert_user_error(train(data, out, "--target-entropy", "0.1"), "--target-entropy 0.0 → 0.1")
+    assert train(data, out).returncode == 0
     first, second = read_record(out)
-    assert second["changed"] == {"lr": [0.01, 0.5]} and second["args"]["lr"] == 0.5 and second["step"] == 2
+    assert first["converted_from"] == "args.json" and second["step"] == 2 and "changed" not in second
+
+
+def test_every_flag_that_shapes_training_is_compared():
+    from p3 import refine, train
+
+    for parser in (train.build_parser(), refine.build_parser()):
+        flags = {a.dest for a in parser._actions if a.dest != "help"}
+        assert set(training_args(dict.fromkeys(flags))) == flags - set(SITTING_ARGS)
+    assert set(SITTING_ARGS) == {"out_dir", "device", "stop_after", "allow_changed_args"}
 
 
 def test_where_and_how_far_a_sitting_runs_may_change():
