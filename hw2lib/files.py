@@ -208,8 +208,10 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     a new file, what ``open()`` would give (the umask respected). The temporary file, and any folder
     made for it, is removed however the block fails (error, Ctrl-C, SIGTERM under
     :func:`hw2lib.cli.run_main`), so ``path`` is either the old file or the complete new one. The
-    temporary file is locked for the block's life (``hw2lib/locks.py``): a second run writing ``path``
-    meanwhile stops at once, and the temporaries that killed runs left beside it are removed first."""
+    temporary file is locked for the block's life (``hw2lib/locks.py``), its fd held open across the
+    rename: a second run writing ``path`` meanwhile stops at once, and the temporaries that killed runs
+    left beside it are removed first. Without locks no fd is held (−1): the temporary is closed while the
+    block writes it and when it is renamed, as Windows requires."""
     path = output_file(path)
     created: list[Path] = []
     done = False
@@ -218,7 +220,7 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
         for folder in reversed([p for p in (path.parent, *path.parent.parents) if not p.exists()]):
             folder.mkdir()
             created.insert(0, folder)
-        tmp, fd = open_locked_temp(path)  # one run per output; dead runs' temporaries removed
+        tmp, fd = open_locked_temp(path)  # one run per output; dead runs' temporaries removed; −1: unlocked
         yield tmp
         mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else new_file_mode()
         os.chmod(tmp, mode)
@@ -229,7 +231,7 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
             if tmp is not None and not done:
                 tmp.unlink(missing_ok=True)
             if fd >= 0:
-                os.close(fd)  # releases the lock
+                os.close(fd)  # releases the lock, after the rename: the lock guards the output until it is in place
             if not done:
                 for folder in created:  # deepest first
                     with contextlib.suppress(OSError):

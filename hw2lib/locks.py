@@ -13,11 +13,12 @@ a run writes. A lock that cannot be taken means another run is writing the same 
 this run stops at once with one error line naming it (its pid, from ``/proc/locks``), before doing
 any work, and touches nothing of the other run's. Two runs never interleave their moves.
 
-Where locks are not available (no ``fcntl``, as on Windows; or a file system that answers ``flock``
-with ENOLCK, EOPNOTSUPP or the like, as some network and FUSE mounts do) the guard is a luxury the run
-does without: it prints one warning line naming the output, writes through a temporary of its own
-(still moved into place all at once), and leaves alone every leftover it cannot prove dead, naming
-them in that warning.
+Where ``flock`` fails in any other way the guard is a luxury the run does without: it prints one
+warning line naming the output and why (:class:`LocksUnavailable`: no ``fcntl``, as on Windows; a
+file system that answers ENOLCK or EOPNOTSUPP, as some network and FUSE mounts do; or any other
+error, named as unexpected), writes through a temporary of its own, closed before it is moved into
+place all at once (Windows cannot rename an open file), and leaves alone every leftover it cannot
+prove dead, naming them in that warning.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ try:
     import fcntl
 except ImportError:  # no flock on this platform (Windows without WSL)
     fcntl = None
-NO_FCNTL = "this platform has no fcntl module"
 
 TEMP_PREFIX, TEMP_SUFFIX = ".hw2-", ".part"
 STAGING_PREFIX = ".hw2-staging-"  # hidden folder inside OUT_DIR that holds the outputs until they all exist
@@ -58,34 +58,75 @@ def lock_holder(fd: int) -> Optional[int]:
     return None
 
 
+# flock's answers that mean "this file system has no locks" (ENOTSUP is EOPNOTSUPP on Linux, not everywhere)
+NO_LOCKS_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOLCK", "EOPNOTSUPP", "ENOTSUP") if hasattr(errno, name)
+)
+
+
 class LocksUnavailable(Exception):
-    """``flock`` cannot be used here (the reason is the message)."""
+    """``flock`` cannot be used here. ``kind`` says why, ``detail`` names it, and ``str()`` is the
+    wording of the warning (:data:`WORDING`):
+
+    * ``"no-fcntl"``: this Python has no ``fcntl`` module (Windows);
+    * ``"no-locks"``: the file system answers ``flock`` with one of :data:`NO_LOCKS_ERRNOS`;
+    * ``"unexpected"``: ``flock`` failed with any other error (EBADF, EINVAL, EIO, …).
+    """
+
+    WORDING = {
+        "no-fcntl": "this platform has no file locks: {detail}",
+        "no-locks": "this file system has no file locks: {detail}",
+        "unexpected": "unexpected lock error: {detail}",
+    }
+
+    def __init__(self, kind: str, detail: str):
+        if kind not in self.WORDING:
+            raise ValueError(f"unknown kind of LocksUnavailable: {kind!r}")
+        super().__init__(kind, detail)
+        self.kind, self.detail = kind, detail
+
+    @classmethod
+    def no_fcntl(cls) -> LocksUnavailable:
+        return cls("no-fcntl", "Python has no fcntl module")
+
+    @classmethod
+    def from_error(cls, err: OSError) -> LocksUnavailable:
+        """What ``flock``'s ``err`` (not EWOULDBLOCK: that is a holder, not a missing lock) means."""
+        if err.errno is None:
+            return cls("unexpected", str(err) or type(err).__name__)
+        name = errno.errorcode.get(err.errno, f"errno {err.errno}")
+        detail = f"{name} ({err.strerror or os.strerror(err.errno)})"
+        return cls("no-locks" if err.errno in NO_LOCKS_ERRNOS else "unexpected", detail)
+
+    def __str__(self) -> str:
+        return self.WORDING[self.kind].format(detail=self.detail)
 
 
 def try_lock(fd: int) -> bool:
     """Take an exclusive flock on ``fd`` without waiting; False when another process holds one.
-    :class:`LocksUnavailable` when this platform or file system has no working flock."""
+    :class:`LocksUnavailable` on any other failure, or where this platform has no flock."""
     if fcntl is None:
-        raise LocksUnavailable(NO_FCNTL)
+        raise LocksUnavailable.no_fcntl()
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
     except OSError as err:
         if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
             return False
-        raise LocksUnavailable(err.strerror or str(err)) from None
+        raise LocksUnavailable.from_error(err) from None
 
 
 _warned: set[Path] = set()  # outputs already warned about in this process (a trainer saves many times)
 
 
-def warn_unlocked(path: Path, reason: str, leftovers: list[str]) -> None:
-    """One warning line on stderr (once per output and process): no lock guards ``path``; the
-    ``leftovers`` of other runs beside it were left alone."""
+def warn_unlocked(path: Path, why: LocksUnavailable, leftovers: list[str]) -> None:
+    """One warning line on stderr (once per output and process): no lock guards ``path``, ``why``
+    (its wording is :class:`LocksUnavailable`'s); the ``leftovers`` of other runs beside it were
+    left alone."""
     if path in _warned:
         return
     _warned.add(path)
-    line = f"warning: {path}: file locks are not available here ({reason}); writing without the guard against a concurrent run"
+    line = f"warning: {path}: {why}; writing without the guard against a concurrent run"
     if leftovers:
         line += f"; left alone, as no lock can tell whether a live run owns them: {', '.join(sorted(leftovers))}"
     print(line, file=sys.stderr, flush=True)
@@ -100,17 +141,19 @@ def busy_error(path: Path, fd: int, what: str) -> UserError:
 def claim_folder(folder: Path) -> int:
     """Open ``folder``, take its lock and remove the staging folders dead runs left there (see the
     module docstring); returns the fd, whose closing releases the lock. A live holder is a UserError
-    naming it. Without locks: one warning naming the staging folders left alone, and an unlocked fd
-    (−1 where there is no fcntl: a folder cannot be opened on every platform)."""
-    if fcntl is None:
-        warn_unlocked(folder, NO_FCNTL, staging_folders(folder))
-        return -1
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    naming it. Without locks: one warning naming the staging folders left alone, and −1 (no fd is
+    held: it would guard nothing, and a folder cannot be opened on every platform)."""
+    fd = -1
     try:
+        if fcntl is None:
+            raise LocksUnavailable.no_fcntl()
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         locked = try_lock(fd)
     except LocksUnavailable as err:
-        warn_unlocked(folder, str(err), staging_folders(folder))
-        return fd
+        if fd >= 0:
+            os.close(fd)
+        warn_unlocked(folder, err, staging_folders(folder))
+        return -1
     if not locked:
         err = busy_error(folder, fd, "outputs into this folder")
         os.close(fd)
@@ -169,15 +212,18 @@ def same_file(fd: int, path: str | os.PathLike) -> bool:
 
 def open_locked_temp(path: Path) -> tuple[Path, int]:
     """Clear dead temporaries beside ``path``, then create and lock ``temp_path(path)``; returns it and its
-    fd (closing the fd releases the lock). A live run writing ``path`` is a UserError. Without locks:
-    one warning naming the temporaries left alone, and a new temporary of this run's own, unlocked."""
+    fd, to be held until the temporary has replaced ``path`` (closing the fd releases the lock). A live
+    run writing ``path`` is a UserError. Without locks: one warning naming the temporaries left alone,
+    and a new, empty temporary of this run's own, already closed, with −1 for its fd (an open file
+    cannot be renamed on Windows, and an unlocked fd would guard nothing)."""
     try:
         return _open_locked_temp(path)
     except LocksUnavailable as err:
         leftovers = temp_files(path.parent)
         fd, name = tempfile.mkstemp(prefix=temp_path(path).stem + "-", suffix=TEMP_SUFFIX, dir=path.parent)
-        warn_unlocked(path, str(err), leftovers)
-        return Path(name), fd
+        os.close(fd)
+        warn_unlocked(path, err, leftovers)
+        return Path(name), -1
 
 
 def _open_locked_temp(path: Path) -> tuple[Path, int]:
@@ -195,11 +241,15 @@ def _open_locked_temp(path: Path) -> tuple[Path, int]:
                 os.unlink(tmp)
             os.close(fd)
             raise
-        for _ in range(LOCK_RETRIES):  # another run's sweep may hold it for an instant before removing it
-            if locked or not same_file(fd, tmp):
-                break
-            time.sleep(0.05)
-            locked = try_lock(fd)
+        try:
+            for _ in range(LOCK_RETRIES):  # another run's sweep may hold it for an instant before removing it
+                if locked or not same_file(fd, tmp):
+                    break
+                time.sleep(0.05)
+                locked = try_lock(fd)
+        except LocksUnavailable:  # another run held it a moment ago: not ours to remove
+            os.close(fd)
+            raise
         if locked and same_file(fd, tmp):  # ours, and not removed by a sweep between our open and our lock
             os.ftruncate(fd, 0)
             return tmp, fd
