@@ -71,17 +71,15 @@ def code_version(repo: Path = REPO) -> dict:
         return {"commit": None, "dirty": None}
 
 
-def machine(device: Optional[torch.device] = None) -> dict:
-    """Where the sitting runs: host, CPU model, torch version and device."""
+def machine() -> dict:
+    """Where the sitting runs: host, CPU model, cores and torch version (the device is in its arguments)."""
     cpu = platform.processor()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    found = {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__}
-    if device is not None:
-        found["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
-    return found
+    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__}
 
 
 def check_sitting(
@@ -103,7 +101,7 @@ def check_sitting(
     return changed
 
 
-def append_sitting(out_dir: str | os.PathLike, args: dict, step: int, changed: dict, device=None) -> dict:
+def append_sitting(out_dir: str | os.PathLike, args: dict, step: int, changed: dict) -> dict:
     """Append this sitting's line to ``record.jsonl`` (a legacy ``args.json`` becomes its first line)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,7 +112,7 @@ def append_sitting(out_dir: str | os.PathLike, args: dict, step: int, changed: d
         "step": step,
         "args": args,
         **code_version(),
-        "machine": machine(device),
+        "machine": machine(),
     }
     if changed:
         line["changed"] = changed
