@@ -97,7 +97,7 @@ SOLVERS = ("ddim", "dpm++2m")
 @dataclass
 class SamplingConfig:
     solver: str = "dpm++2m"  # "ddim" (η below) or "dpm++2m" (DPM-Solver++(2M), deterministic)
-    steps: int = 10  # network evaluations (chosen by measurement: README "P1 results", bench/p1_sweep.py)
+    steps: int = 10  # network evaluations (chosen by measurement: README "P1 results", studies/p1_sweep.py)
     guidance: float = 3.0  # classifier-free guidance scale s (1 = no guidance; chosen on the front, docs/p1-studies.md)
     rescale: float = 1.0  # guidance rescale φ: the guided x0 gets the conditional x0's contrast (docs/p1-studies.md)
     interval: Optional[tuple[int, int]] = (0, 499)  # guide only at lo ≤ t ≤ hi (None: every step; docs/p1-studies.md)

@@ -1,6 +1,6 @@
 """Refine a trained P3 classifier on the unlabelled target alone: SHOT's losses and a mean teacher.
 
-    python -m p3.refine --init-from runs/p3/usps_dann-plus-phase1/best.pt --target hw2_data/digits/usps \
+    python -m p3.refine --init-from runs/p3/usps_dann-plus-first/best.pt --target hw2_data/digits/usps \
         --out-dir runs/p3/usps_dann-plus --consistency 1.0
 
 The second step of DANN+ (the first is ``python -m p3.train``): no source image is seen again
@@ -15,7 +15,7 @@ perturbed target views (p3/augment.py), from three losses and an optional fourth
   ``--confidence`` sure of, learnt on strong views of the same images (``strong_target_view``: stroke,
   blur and a cutout; FixMatch's consistency, with the teacher labelling instead of the student). The
   teacher normalises with the batch's statistics, no dropout, and its running statistics are left
-  alone (labelling never changes it). The DANN+ recipes use it (bench/p3_train_all.sh); 0, the
+  alone (labelling never changes it). The DANN+ recipes use it (recipes/p3_train_all.sh); 0, the
   default, is SHOT alone.
 
 What is evaluated and shipped is a mean teacher (an EMA of the student, decay 0.99) with BatchNorm

@@ -1,6 +1,6 @@
 """Train the next P1 model for a given number of minutes, and bring back only what fits a copy home.
 
-    python bench/gpu_train.py --data hw2_data/digits/mnistm --classifier Classifier.pth --out OUT --minutes 8 \
+    python recipes/gpu_train.py --data hw2_data/digits/mnistm --classifier Classifier.pth --out OUT --minutes 8 \
         [-- p1.train flags…]
 
 A GPU is lent for minutes at a time, so the run is sized to them: a calibration burst of ``p1.train``
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     ours, flags = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     p = argparse.ArgumentParser(
-        prog="python bench/gpu_train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python recipes/gpu_train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--data", required=True, help="MNIST-M folder in the course layout")
     p.add_argument("--classifier", required=True, help="the grader's LeNet (Classifier.pth) for the monitor")

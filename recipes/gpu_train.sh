@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # One call for a lent GPU: the grader's path on CUDA (bench/gpu_check.sh), then P1 training for the minutes left.
-# Usage: bash bench/gpu_train.sh DIGITS_DIR CLASSIFIER_PTH OUT_DIR MINUTES [p1.train flags…]
+# Usage: bash recipes/gpu_train.sh DIGITS_DIR CLASSIFIER_PTH OUT_DIR MINUTES [p1.train flags…]
 #   DIGITS_DIR holds mnistm/ usps/ svhn/; OUT_DIR/check/report.md is the check, OUT_DIR/p1/ the trained
 #   model (model.pt, best.pt, metrics.jsonl, report.md; under 64 MiB in all, to be copied home).
 #   MINUTES is the training's budget (calibration included), after the check. GPU_CHECK_FLAGS adds flags
 #   to bench/gpu_check.py (e.g. "--device cpu --train-steps 1" for a dry run without a GPU), GPU_TRAIN_FLAGS
-#   to bench/gpu_train.py (e.g. "--eval-per-class 10").
+#   to recipes/gpu_train.py (e.g. "--eval-per-class 10").
 #   A failed check is reported and does not stop the training: the minutes are spent either way.
 set -euo pipefail
 usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
@@ -21,5 +21,5 @@ else
   echo "gpu check: FAILED, see $OUT/check/report.md and $OUT/check.log; training anyway" >&2
 fi
 # shellcheck disable=SC2086
-python3 "$HERE/bench/gpu_train.py" --data "$DIGITS/mnistm" --classifier "$CLASSIFIER" --out "$OUT/p1" \
+python3 "$HERE/recipes/gpu_train.py" --data "$DIGITS/mnistm" --classifier "$CLASSIFIER" --out "$OUT/p1" \
   --minutes "$MINUTES" ${GPU_TRAIN_FLAGS:-} -- "$@"

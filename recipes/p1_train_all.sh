@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Remake P1's shipped checkpoints from nothing: every command that made them, in order, exactly as each ran.
-# Usage: bash bench/p1_train_all.sh DATA RUNS CLASSIFIER
+# Usage: bash recipes/p1_train_all.sh DATA RUNS CLASSIFIER
 #   DATA holds mnistm/ (course layout); RUNS receives one folder per stage; CLASSIFIER is the grader's
 #   LeNet (the course's Classifier.pth), which stages 3 on use to keep their best EMA.
 # Ends in p1/checkpoints/ddpm_mnistm.pt (the stage-13 EMA) and p1/checkpoints/features_mnistm.pt, then
@@ -12,9 +12,9 @@
 #
 # Some stages ran in legs with different --steps (the first legs' schedules were cut or lengthened
 # when resumed); their legs are replayed with --stop-after, so each stage's learning rate runs exactly
-# as its log (p1/checkpoints/ddpm_mnistm.stage*.metrics.jsonl) shows.
+# as its log (logs/p1/shipped/ddpm_mnistm.stage*.metrics.jsonl) shows.
 set -euo pipefail
-if [ "$#" -ne 3 ]; then echo "usage: bash bench/p1_train_all.sh DATA RUNS CLASSIFIER" >&2; exit 2; fi
+if [ "$#" -ne 3 ]; then echo "usage: bash recipes/p1_train_all.sh DATA RUNS CLASSIFIER" >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 D="$1"; R="$2"; LENET="$3"
 [ -d "$D/mnistm" ] || { echo "error: $D/mnistm: no such directory (DATA is the course's hw2_data/digits)" >&2; exit 2; }

@@ -2,17 +2,17 @@
 
 Unsupervised adaptation: a source-only or adapted run (``p3.train``) learns from exactly one labelled
 folder, MNIST-M; a target-only run's one source is its own target; a refinement (``p3.refine``) sees
-the target alone and starts from its own first step (``<target>_dann-plus-phase1_s<N>``, checked as a
+the target alone and starts from its own first step (``<target>_dann-plus-first_s<N>``, checked as a
 run of its own; a record's ``ran_as`` maps folders a run was made in to the names it ships under).
 Every run's target is its domain's folder
 (``digits/svhn`` or ``digits/usps``). A run's role comes from its name,
-``<svhn|usps>_<source-only|dann|dann-plus|target-only>[-phase1][_s<seed>]``.
+``<svhn|usps>_<source-only|dann|dann-plus|target-only>[-first][_s<seed>]``.
 
 A data folder is compared as the folder it is: a path that exists here is resolved (``..``, ``//``,
 symlinks); one that does not (a log from another machine) is normalised (``..``, ``//``). With
 ``--digits`` every folder must be the very same folder as ``DIGITS/mnistm`` or ``DIGITS/<target>``.
 
-    python bench/p3_protocol.py RUN_DIR… [--digits DIGITS_DIR]   # exit 1, one line per violation
+    python recipes/p3_protocol.py RUN_DIR… [--digits DIGITS_DIR]   # exit 1, one line per violation
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from p3.table import DATA_FOLDERS
 
 SOURCE_FOLDER = "mnistm"  # the one labelled folder an adapted or source-only run may learn from
 RUN_NAME = re.compile(
-    r"^(?P<domain>svhn|usps)_(?P<method>source-only|dann|dann-plus|target-only)(?P<first>-phase1)?(_s\d+)?$"
+    r"^(?P<domain>svhn|usps)_(?P<method>source-only|dann|dann-plus|target-only)(?P<first>-first)?(_s\d+)?$"
 )
 
 
@@ -59,7 +59,7 @@ def violations(
     very file ``runs/<its first step>/best.pt``."""
     role = RUN_NAME.match(run_name)
     if not role:
-        return [f"{run_name}: not a run of the report's table (expected <svhn|usps>_<method>[-phase1][_sN])"]
+        return [f"{run_name}: not a run of the report's table (expected <svhn|usps>_<method>[-first][_sN])"]
     domain, method = role["domain"], role["method"]
     found = []
     target = args.get("target", "")
@@ -67,7 +67,7 @@ def violations(
         found.append(f"{run_name}: its target {target} is not the {domain} folder ({DATA_FOLDERS[domain]}/)")
     sources = list(args.get("source") or [])
     if args.get("init_from") and not sources:  # p3.refine: the target alone, from its own first step
-        first = run_name.replace("_dann-plus_s", "_dann-plus-phase1_s")
+        first = run_name.replace("_dann-plus_s", "_dann-plus-first_s")
         started = Path(args["init_from"]).parent.name
         started = (ran_as or {}).get(started, started)
         if method != "dann-plus" or role["first"] or started != first:
@@ -101,7 +101,7 @@ def check_runs(run_dirs: Sequence[Path], digits: Optional[Path] = None, runs: Op
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    p = argparse.ArgumentParser(prog="python bench/p3_protocol.py", description=__doc__,
+    p = argparse.ArgumentParser(prog="python recipes/p3_protocol.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("runs", nargs="+", type=Path, help="run folders (each with record.jsonl)")
     p.add_argument("--digits", type=Path, help="hw2_data/digits: folders must be exactly DIGITS/mnistm, DIGITS/svhn…")

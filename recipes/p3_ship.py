@@ -1,11 +1,11 @@
-"""Ship what the protocol picks from ``bench/p3_train_all.sh``'s runs, all or nothing.
+"""Ship what the protocol picks from ``recipes/p3_train_all.sh``'s runs, all or nothing.
 
-    python bench/p3_ship.py DIGITS_DIR RUNS_DIR        (bash bench/p3_ship.sh DIGITS_DIR RUNS_DIR)
+    python recipes/p3_ship.py DIGITS_DIR RUNS_DIR        (bash recipes/p3_ship.sh DIGITS_DIR RUNS_DIR)
 
 Every row's ``best.pt`` (best target val) and each DANN+ from the seed whose ``best.pt`` has the best
 val (the lower seed on a tie) become ``p3/checkpoints/<target>_<method>.pt``; the shipped runs' logs
-(every DANN+ seed with its first step, and the other rows) become ``p3/checkpoints/logs/<run>/``; the
-manifest ``checkpoints.json`` is rehashed. Every shipped run must pass ``bench/p3_protocol.py`` with
+(every DANN+ seed with its first step, and the other rows) become ``logs/p3/shipped/<run>/``; the
+manifest ``checkpoints.json`` is rehashed. Every shipped run must pass ``recipes/p3_protocol.py`` with
 ``--digits DIGITS_DIR`` first.
 
 All or nothing: everything is staged in ``p3/.ship-staging-*``, then swapped in with SIGINT and
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "bench")]  # this checkout's modules, and p3_protocol beside this file
+sys.path[:0] = [str(REPO), str(REPO / "recipes")]  # this checkout's modules, and p3_protocol beside this file
 from p3_protocol import check_runs  # noqa: E402
 
 from hw2lib.cli import UserError, run_main, signals_held  # noqa: E402
@@ -61,16 +61,16 @@ def plan(runs: Path) -> tuple[dict[str, Path], list[Path]]:
     for domain in DOMAINS:
         seeds = dann_plus_seeds(runs, domain)
         if not seeds:
-            raise UserError(f"{runs}: no {domain}_dann-plus_s<N> runs (bench/p3_train_all.sh makes them)")
+            raise UserError(f"{runs}: no {domain}_dann-plus_s<N> runs (recipes/p3_train_all.sh makes them)")
         picks[f"{domain}_dann-plus.pt"] = best_seed(seeds)
-        logged += [p for s in seeds for p in (s, runs / s.name.replace("_dann-plus_s", "_dann-plus-phase1_s"))]
+        logged += [p for s in seeds for p in (s, runs / s.name.replace("_dann-plus_s", "_dann-plus-first_s"))]
         for method in ROWS:
             picks[f"{domain}_{method}.pt"] = runs / f"{domain}_{method}"
             logged.append(runs / f"{domain}_{method}")
     for run in logged:
         missing = [n for n in LOGGED if not (run / n).is_file()]
         if missing:
-            raise UserError(f"{run}: no {' or '.join(missing)} (not a finished run of bench/p3_train_all.sh)")
+            raise UserError(f"{run}: no {' or '.join(missing)} (not a finished run of recipes/p3_train_all.sh)")
     return picks, logged
 
 
@@ -124,7 +124,8 @@ def swap(repo: Path, staging: Path) -> None:
     next run, a kill) moves every one back. Signals are held back for the whole swap."""
     target = repo / "p3" / "checkpoints"
     pairs = [(staging / "checkpoints" / n, target / n) for n in sorted(os.listdir(staging / "checkpoints"))]
-    pairs += [(staging / "logs", target / "logs"), (staging / "checkpoints.json", repo / "checkpoints.json")]
+    logs = repo / "logs" / "p3" / "shipped"
+    pairs += [(staging / "logs", logs), (staging / "checkpoints.json", repo / "checkpoints.json")]
     (staging / "old").mkdir()
     moves = [
         {"new": str(new), "dest": str(dest), "kept": str(staging / "old" / str(i)) if dest.exists() else None}
@@ -165,7 +166,7 @@ def recover(repo: Path) -> None:
 def ship(digits: Path, runs: Path, repo: Path = REPO) -> dict[str, Path]:
     """Check, stage and swap in; returns what ships (file name → run)."""
     if not runs.is_dir():
-        raise UserError(f"{runs}: no such directory (expected bench/p3_train_all.sh's RUNS_DIR)")
+        raise UserError(f"{runs}: no such directory (expected recipes/p3_train_all.sh's RUNS_DIR)")
     recover(repo)
     picks, logged = plan(runs)
     found = check_runs(logged, digits, runs)
@@ -187,10 +188,10 @@ def ship(digits: Path, runs: Path, repo: Path = REPO) -> dict[str, Path]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    p = argparse.ArgumentParser(prog="bash bench/p3_ship.sh", description=__doc__,
+    p = argparse.ArgumentParser(prog="bash recipes/p3_ship.sh", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("digits", type=Path, help="hw2_data/digits the runs trained on (mnistm/, svhn/, usps/)")
-    p.add_argument("runs", type=Path, help="RUNS_DIR of bench/p3_train_all.sh")
+    p.add_argument("runs", type=Path, help="RUNS_DIR of recipes/p3_train_all.sh")
     p.add_argument("--repo", type=Path, default=REPO, help="checkout to ship into (default: this one)")
     args = p.parse_args(argv)
     picks = ship(args.digits, args.runs, args.repo)

@@ -1,31 +1,25 @@
 #!/usr/bin/env bash
 # Retrain every row of the P3 accuracy table from nothing, exactly as shipped, for one target or both.
-# Usage: bash bench/p3_train_all.sh DIGITS_DIR RUNS_DIR [usps|svhn]
+# Usage: bash recipes/p3_train_all.sh DIGITS_DIR RUNS_DIR [usps|svhn]
 #   DIGITS_DIR holds mnistm/ usps/ svhn/. The two targets are independent: run them side by side
 #   with OMP_NUM_THREADS=1 each on a 2-core machine; every run resumes from RUNS_DIR/<name>/last.pt.
 # Protocol (the homework's): every adapted row trains on labelled MNIST-M and *unlabelled* target train
 #   images only; the target's labels serve only to select (val) and to report (val, and the train split
 #   as a second check). Target-only trains on the target's own labels, as the table defines it.
-#   bench/p3_ship.sh checks each run's folders by role (bench/p3_protocol.py) before shipping it.
+#   recipes/p3_ship.sh checks each run's folders by role (recipes/p3_protocol.py) before shipping it.
 # Every run logs RUNS_DIR/<name>/metrics.jsonl and keeps RUNS_DIR/<name>/best.pt (best target val).
-# Ship with: bash bench/p3_ship.sh DIGITS_DIR RUNS_DIR (copies what the protocol picks, rehashes the manifest).
+# Ship with: bash recipes/p3_ship.sh DIGITS_DIR RUNS_DIR (copies what the protocol picks, rehashes the manifest).
 set -euo pipefail
-if [ "$#" -lt 2 ] || [ "$#" -gt 3 ]; then echo "usage: bash bench/p3_train_all.sh DIGITS_DIR RUNS_DIR [usps|svhn]" >&2; exit 2; fi
+if [ "$#" -lt 2 ] || [ "$#" -gt 3 ]; then echo "usage: bash recipes/p3_train_all.sh DIGITS_DIR RUNS_DIR [usps|svhn]" >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 D="$1"; R="$2"; WHICH="${3:-both}"
-. "$HERE/bench/p3_recipes.sh"  # the DANN+ recipes' flags
-py() {  # this checkout's modules, wherever it runs from; P3_PRINT_ONLY=1 prints each command instead
-  if [ -n "${P3_PRINT_ONLY:-}" ]; then echo "$*"; else python3 "$HERE/hw2lib/launch.py" "$@"; fi
-}
+. "$HERE/recipes/p3_recipes.sh"  # the DANN+ recipes' flags, py, first_step and refinement
 
-dann_plus() {  # target name, target folder: the recipe (${NAME^^}_FIRST, _REFINE) at seeds 0-2
-  local name="$1" target="$2" seed
-  local -n first="${1^^}_FIRST" refine="${1^^}_REFINE"
+dann_plus() {  # target (usps|svhn): the recipe at seeds 0-2
+  local seed
   for seed in 0 1 2; do
-    py p3.train --source "$D/mnistm" --target "$target" --out-dir "$R/${name}_dann-plus-phase1_s$seed" \
-      "${first[@]}" --seed "$seed"
-    py p3.refine --init-from "$R/${name}_dann-plus-phase1_s$seed/best.pt" --target "$target" \
-      --out-dir "$R/${name}_dann-plus_s$seed" "${refine[@]}" --seed "$seed"
+    first_step "$1" "$seed" "$R/$1_dann-plus-first_s$seed"
+    refinement "$1" "$seed" "$R/$1_dann-plus-first_s$seed" "$R/$1_dann-plus_s$seed"
   done
 }
 
@@ -33,7 +27,7 @@ usps() {
   # DANN+ = DANN (grayscale, per-image standardised input, per-domain BN, geometric and polarity
   # augmentation of the source), then SHOT's refinement on USPS alone with the mean teacher's confident
   # labels on strong views; three seeds, best val ships
-  dann_plus usps "$D/usps"
+  dann_plus usps
   # DANN as the paper has it (RGB input, shared BN), 5,000 steps
   py p3.train --source "$D/mnistm" --target "$D/usps" --out-dir "$R/usps_dann" --steps 5000 --width 64
   py p3.train --source "$D/mnistm" --target "$D/usps" --out-dir "$R/usps_source-only" --steps 1000 --width 64 \
@@ -47,8 +41,8 @@ svhn() {
   # augmented towards house numbers: zoom, polarity, stroke width, blur and parts of neighbouring
   # digits pasted beside the centre one), then SHOT's refinement on real SVHN alone with the mean
   # teacher's confident labels on strong views; three seeds, best val ships (ablations:
-  # bench/p3_svhn_study.sh)
-  dann_plus svhn "$D/svhn"
+  # studies/p3_ablate.sh)
+  dann_plus svhn
   py p3.train --source "$D/mnistm" --target "$D/svhn" --out-dir "$R/svhn_dann" --steps 2000 --width 64 \
     --normalize image
   py p3.train --source "$D/mnistm" --target "$D/svhn" --out-dir "$R/svhn_source-only" --steps 1000 --width 64 \

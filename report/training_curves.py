@@ -1,6 +1,6 @@
 """The report's training curves, from the shipped models' logs: loss and the validation metric against step.
 
-    python bench/training_curves.py --p1 p1/checkpoints --p3 p3/checkpoints/logs --out figures
+    python report/training_curves.py --p1 logs/p1/shipped --p3 logs/p3/shipped --out figures
 
 * P1 (``<p1>/ddpm_mnistm.stage<N>.metrics.jsonl``, stages in order, steps counted across them):
   the training loss (ε-MSE; min-SNR-weighted from stage 3 on, so its scale changes there), and at
@@ -8,7 +8,7 @@
   model alone (s = 1) and the guided setting that stage's monitor used, beside the floor of 500 real
   digits.
   -> ``<out>/p1/training_curve.png``
-* P3 (``<p3>/<target>_dann-plus-phase1_s<K>`` then ``<target>_dann-plus_s<K>``, K the seed whose
+* P3 (``<p3>/<target>_dann-plus-first_s<K>`` then ``<target>_dann-plus_s<K>``, K the seed whose
   refinement has the best val, the one that ships): the loss and the target val accuracy of the first
   step and then of the refinement, steps counted across both (the refinement starts from the first
   step's best-val checkpoint, not always its last step). -> ``<out>/p3/training_curve.png``
@@ -86,7 +86,7 @@ def p3_figure(logs: Path, out: Path) -> None:
     for col, target in enumerate(("svhn", "usps")):
         seed = shipped_seed(logs, target)
         offset = 0
-        for part, colour in (("dann-plus-phase1", "tab:blue"), ("dann-plus", "tab:red")):
+        for part, colour in (("dann-plus-first", "tab:blue"), ("dann-plus", "tab:red")):
             rows = read_metrics(logs / f"{target}_{part}_{seed}" / "metrics.jsonl")
             evals = [r for r in rows if "val_accuracy" in r]
             axes[0, col].plot([offset + r["step"] for r in rows], [r["loss"] for r in rows], lw=0.8, color=colour)
@@ -108,10 +108,10 @@ def p3_figure(logs: Path, out: Path) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    p = argparse.ArgumentParser(prog="python bench/training_curves.py", description=__doc__,
+    p = argparse.ArgumentParser(prog="python report/training_curves.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--p1", type=Path, required=True, help="folder of P1's stage logs (p1/checkpoints)")
-    p.add_argument("--p3", type=Path, required=True, help="folder of P3's shipped run logs (p3/checkpoints/logs)")
+    p.add_argument("--p1", type=Path, required=True, help="folder of P1's stage logs (logs/p1/shipped)")
+    p.add_argument("--p3", type=Path, required=True, help="folder of P3's shipped run logs (logs/p3/shipped)")
     p.add_argument("--out", type=Path, required=True, help="figures folder: writes p1/ and p3/training_curve.png")
     args = p.parse_args(argv)
     for problem, draw, logs in (("p1", p1_figure, args.p1), ("p3", p3_figure, args.p3)):

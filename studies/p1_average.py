@@ -1,14 +1,14 @@
 """Average the weights of several P1 checkpoints of one model (a "model soup" of one training line).
 
-    python bench/p1_average.py runs/avg.pt CKPT_A CKPT_B [CKPT_C …]
-    python bench/p1_sweep.py --checkpoint runs/avg.pt --classifier … --real … --guidance 1 3
+    python studies/p1_average.py runs/avg.pt CKPT_A CKPT_B [CKPT_C …]
+    python studies/p1_sweep.py --checkpoint runs/avg.pt --classifier … --real … --guidance 1 3
 
 Successive stages of p1.train start from each other's EMA, so their weights lie in one basin and
 their plain mean is a working model: a post-hoc, longer average of the kind Karras et al. (2024,
 "Analyzing and improving the training dynamics of diffusion models") reconstruct from snapshots.
 Every checkpoint must hold the same configuration and schedule; the mean is taken in fp32 and
 written in fp16, with the last checkpoint's other fields (``step``, its evaluation) and
-``averaged_from`` naming the inputs. A study tool: what ships is chosen by bench/p1_sweep.py.
+``averaged_from`` naming the inputs. A study tool: what ships is chosen by studies/p1_sweep.py.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def average(checkpoints: Sequence[dict], names: Sequence[str]) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python bench/p1_average.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python studies/p1_average.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("out", help="where to write the averaged checkpoint")
     p.add_argument("checkpoints", nargs="+", help="P1 inference checkpoints of one model (two or more)")

@@ -1,6 +1,6 @@
-"""Draw P1's accuracy–distance front from ``bench/p1_sweep.py --log`` rows, and print its table.
+"""Draw P1's accuracy–distance front from ``studies/p1_sweep.py --log`` rows, and print its table.
 
-    python bench/p1_front.py runs/p1_front.jsonl --out figures/p1/front.png [--shipped "dpm++2m 10 s=5 φ=1"]
+    python studies/p1_front.py runs/p1_front.jsonl --out figures/p1/front.png [--shipped "dpm++2m 10 s=5 φ=1"]
 
 One point per setting: x = the grader LeNet's accuracy, y = the Fréchet distance to MNIST-M val in
 our own classifier's features (lower is closer to real digits); the dashed line is the floor that
@@ -50,7 +50,7 @@ def shipped_label() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("log", nargs="+", help="JSON-lines files written by bench/p1_sweep.py --log")
+    p.add_argument("log", nargs="+", help="JSON-lines files written by studies/p1_sweep.py --log")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--shipped", help="label of the setting to mark (default: hw2_1.sh's, from p1.sampling)")
     args = p.parse_args(argv)

@@ -1,12 +1,12 @@
 """Apply P1's shipping rule to logged sweeps and print the five-seed table it decides on.
 
-    python bench/p1_rule.py p1/checkpoints/*.front.jsonl [--solver dpm++2m --steps 10]
+    python studies/p1_rule.py logs/p1/*/*front*.jsonl [--solver dpm++2m --steps 10]
 
 The rule (REPORT.md, P1): over starting seeds 0–4 at the shipped solver, the grader's LeNet must
 read at least ``--min-mean`` on average and every digit at least ``--min-digit`` at every seed;
 among the (model, setting) pairs that pass, the one with the lowest mean Fréchet distance (our
 features; the floor is printed beside it) ships. A pair is a log file and the checkpoint its
-``bench/p1_sweep.py --log`` rows name, with the setting's label (``bench/p1_front.py``); only pairs
+``studies/p1_sweep.py --log`` rows name, with the setting's label (``studies/p1_front.py``); only pairs
 logged at all five seeds with 1000 digits count (rows from before the count was logged had 1000), and a later row for the same seed replaces an
 earlier one. Prints a Markdown table, best first, and the winner; ``--plain --top N`` prints the N
 best rows in plain words (model version, setting: REPORT.md's table), the full table without them.
@@ -105,9 +105,9 @@ def table(summaries: list[dict], plain: bool = False) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
-        prog="python bench/p1_rule.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python studies/p1_rule.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("logs", nargs="+", type=Path, help="bench/p1_sweep.py --log files")
+    p.add_argument("logs", nargs="+", type=Path, help="studies/p1_sweep.py --log files")
     p.add_argument("--solver", default="dpm++2m", help="the shipped solver")
     p.add_argument("--steps", type=int, default=10, help="the shipped solver's steps")
     p.add_argument("--min-mean", type=float, default=0.99, help="lowest mean LeNet accuracy over the five seeds")
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("error: no (model, setting) logged at all five seeds with 1000 digits")
     print(table(summaries[: args.top], args.plain))
     if args.top and args.top < len(summaries):
-        print(f"\n({len(summaries) - args.top} more pairs below these: python bench/p1_rule.py without --top)")
+        print(f"\n({len(summaries) - args.top} more pairs below these: python studies/p1_rule.py without --top)")
     best = summaries[0]
     name = f"{plain_model(best['checkpoint'])}, {plain_setting(best['setting'])}" if args.plain else None
     verdict = (name or f"{best['checkpoint']} at {best['setting']}") if best["passes"] else "nothing passes"

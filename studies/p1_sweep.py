@@ -1,15 +1,15 @@
 """Choose P1's solver, steps, guidance scale, rescale and guidance interval by measurement.
 
-    python bench/p1_sweep.py --classifier Classifier.pth --real hw2_data/digits/mnistm \
+    python studies/p1_sweep.py --classifier Classifier.pth --real hw2_data/digits/mnistm \
         --solvers dpm++2m --steps 10 --guidance 1 3 5 --rescale 1 --intervals all 0:600 --log runs/p1_front.jsonl
 
 For every combination it draws ``--per-class`` digits per class with the checkpoint, from each of
 ``--seeds`` (seed 0 is hw2_1.sh's), and prints the grader-LeNet accuracy, the worst digit, the
 Fréchet distance to MNIST-M val with its floor (``--real``; p1/evaluate.py) and the wall time, as a
-Markdown table; ``--log`` appends every row as JSON (``bench/p1_front.py`` draws the front from it).
+Markdown table; ``--log`` appends every row as JSON (``studies/p1_front.py`` draws the front from it).
 An interval ``LO:HI`` applies guidance only at timesteps LO ≤ t ≤ HI (``all``: every step). The
 front is chosen at seed 0; ``--seeds 1 2 …`` then checks the chosen settings on starting noises the
-choice never saw (``bench/p1_front.py`` prints them as the seed spread). ``--solvers ddim --etas …``
+choice never saw (``studies/p1_front.py`` prints them as the seed spread). ``--solvers ddim --etas …``
 tries stochastic DDIM (η > 0: fresh noise at every step, from a generator seeded with the row's seed
 plus ``ETA_NOISE_OFFSET``, a stream apart from the starting noise's, so a row repeats); rows with η
 other than 0 are logged with it.

@@ -1,6 +1,6 @@
 """The evaluations a P1 training run logged (``p1.train --classifier … --real …``), as a Markdown table.
 
-    python bench/p1_training.py runs/p1/metrics.jsonl [...] [--guided "s = 5, φ = 1, t ≤ 499"]
+    python studies/p1_training.py runs/p1/metrics.jsonl [...] [--guided "s = 5, φ = 1, t ≤ 499"]
 
 One row per evaluation: the grader-LeNet accuracy and our Fréchet distance (with its floor) of the
 EMA model alone (s = 1) and with the guidance the run evaluated, and the selection score

@@ -1,38 +1,65 @@
 #!/usr/bin/env bash
-# The SVHN DANN+ ablations: the recipe of bench/p3_train_all.sh (seed 0, its flags from
-# bench/p3_recipes.sh) with one ingredient changed at a time, two runs at a time, one thread each.
-# Needs RUNS_DIR/svhn_dann-plus-phase1_s0 from bench/p3_train_all.sh (the no-consistency refinement
-# starts from it).
-#   svhn_ablate_no-consistency    the refinement without the teacher's confident labels (SHOT alone)
-#   svhn_ablate_no-neighbours     the first step without neighbouring digits, then the recipe's refinement
-#   svhn_ablate_entropy           the first step with VADA's target entropy (weight 0.1), then SHOT alone
-# Then: python bench/p3_study.py RUNS_DIR/svhn_dann-plus*_s*/ RUNS_DIR/svhn_ablate_*/ --spread svhn_dann-plus_s
-#   (the trailing slashes leave out the runs' .log files)
-# Usage: bash bench/p3_svhn_study.sh DIGITS_DIR RUNS_DIR   (DIGITS_DIR holds mnistm/ and svhn/)
+# The DANN+ recipe (recipes/p3_recipes.sh) with one thing changed, for either target, one seed per call:
+#   recipe             the recipe itself: <t>_dann-plus-first_s<seed>, then <t>_dann-plus_s<seed>
+#   no-consistency     its refinement without the mean teacher's confident labels (SHOT alone), from the
+#                      recipe's own first step: <t>_ablate_no-consistency_s<seed>
+#   no-neighbours      (svhn) the first step without neighbouring digits, then the recipe's refinement
+#   entropy            (svhn) the first step with VADA's target entropy (weight 0.1), then SHOT alone
+#   sweep              (svhn) the refinement with one flag's value changed: --consistency 0.5 / 2,
+#                      --confidence 0.9 / 0.98, --lr 0.001 / 0.01: <t>_sweep_<flag>-<value>_s<seed>
+#   target-only-aug    the target's own labels with the first step's backbone, input and augmentation
+#                      and both steps' length, no adversary: the fair upper bound
+# Every arm but target-only-aug starts from the recipe's first step of that seed (run when missing).
+# Every run resumes from RUNS_DIR/<name>/last.pt; P3_PRINT_ONLY=1 prints the commands instead.
+# Two calls side by side (OMP_NUM_THREADS=1 each on 2 cores) take different seeds, or start once the
+# seed's first step is done: both would train it. Then:
+#   python studies/p3_study.py RUNS_DIR/<t>_*/ --spread <t>_dann-plus_s <t>_ablate_no-consistency_s …
+# Usage: bash studies/p3_ablate.sh DIGITS_DIR RUNS_DIR usps|svhn SEED [ARM…]   (default: every arm of the target)
 set -euo pipefail
-if [ "$#" -ne 2 ]; then echo "usage: bash bench/p3_svhn_study.sh DIGITS_DIR RUNS_DIR" >&2; exit 2; fi
+usage="usage: bash studies/p3_ablate.sh DIGITS_DIR RUNS_DIR usps|svhn SEED [ARM…]"
+if [ "$#" -lt 4 ]; then echo "$usage" >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export D="$1" R="$2" HERE
-if [ ! -f "$R/svhn_dann-plus-phase1_s0/best.pt" ]; then
-  echo "error: $R/svhn_dann-plus-phase1_s0/best.pt not found (run bench/p3_train_all.sh DIGITS_DIR RUNS_DIR svhn first)" >&2
-  exit 2
-fi
-first() {  # name, then the flags that change the recipe's first step (seed 0)
-  local name="$1"; shift
-  . "$HERE/bench/p3_recipes.sh"
-  OMP_NUM_THREADS=1 python3 "$HERE/hw2lib/launch.py" p3.train --source "$D/mnistm" --target "$D/svhn" \
-    --out-dir "$R/$name" "${SVHN_FIRST[@]}" --seed 0 "$@" > "$R/$name.log" 2>&1
+D="$1"; R="$2"; T="$3"; SEED="$4"; shift 4
+. "$HERE/recipes/p3_recipes.sh"  # the DANN+ recipes' flags, py, first_step and refinement
+case "$T" in
+  usps) ARMS=(recipe no-consistency target-only-aug) ;;
+  svhn) ARMS=(recipe no-consistency no-neighbours entropy sweep target-only-aug) ;;
+  *) echo "error: the third argument is usps or svhn, not '$T'" >&2; exit 2 ;;
+esac
+[[ "$SEED" =~ ^[0-9]+$ ]] || { echo "error: SEED must be a whole number, not '$SEED'" >&2; exit 2; }
+[ -d "$D/mnistm" ] && [ -d "$D/$T" ] || { echo "error: $D must hold mnistm/ and $T/ (the course's hw2_data/digits)" >&2; exit 2; }
+for arm in "$@"; do
+  [[ " ${ARMS[*]} " == *" $arm "* ]] || { echo "error: no arm '$arm' for $T (arms: ${ARMS[*]})" >&2; exit 2; }
+done
+[ "$#" -gt 0 ] && ARMS=("$@")
+
+S="_s$SEED" FIRST="$R/${T}_dann-plus-first_s$SEED"
+FIRST_DONE=""
+first() {  # the recipe's first step, shared by the arms: once a call (a finished run resumes at its end)
+  [ -n "$FIRST_DONE" ] || first_step "$T" "$SEED" "$FIRST"
+  FIRST_DONE=1
 }
-refine() {  # name, init run, then the flags that change the recipe's refinement (seed 0)
-  local name="$1" init="$2"; shift 2
-  . "$HERE/bench/p3_recipes.sh"
-  OMP_NUM_THREADS=1 python3 "$HERE/hw2lib/launch.py" p3.refine --init-from "$R/$init/best.pt" \
-    --target "$D/svhn" --out-dir "$R/$name" "${SVHN_REFINE[@]}" --seed 0 "$@" > "$R/$name.log" 2>&1
-  echo "done: $name"
-}
-export -f first refine
-printf '%s\n' \
-  "refine svhn_ablate_no-consistency svhn_dann-plus-phase1_s0 --consistency 0" \
-  "first svhn_ablate_no-neighbours-phase1 --neighbours 0 && refine svhn_ablate_no-neighbours svhn_ablate_no-neighbours-phase1" \
-  "first svhn_ablate_entropy-phase1 --target-entropy 0.1 && refine svhn_ablate_entropy svhn_ablate_entropy-phase1 --consistency 0" |
-  xargs -P 2 -I{} bash -c '{}'
+refine() { local name="$1"; shift; refinement "$T" "$SEED" "$FIRST" "$R/$name$S" "$@"; }  # NAME [FLAGS…]
+for arm in "${ARMS[@]}"; do
+  case "$arm" in
+    recipe) first; refine "${T}_dann-plus" ;;
+    no-consistency) first; refine "${T}_ablate_no-consistency" --consistency 0 ;;
+    no-neighbours)
+      first_step "$T" "$SEED" "$R/${T}_ablate_no-neighbours-first$S" --neighbours 0
+      refinement "$T" "$SEED" "$R/${T}_ablate_no-neighbours-first$S" "$R/${T}_ablate_no-neighbours$S" ;;
+    entropy)
+      first_step "$T" "$SEED" "$R/${T}_ablate_entropy-first$S" --target-entropy 0.1
+      refinement "$T" "$SEED" "$R/${T}_ablate_entropy-first$S" "$R/${T}_ablate_entropy$S" --consistency 0 ;;
+    sweep)
+      first
+      for change in "consistency 0.5" "consistency 2" "confidence 0.9" "confidence 0.98" "lr 0.001" "lr 0.01"; do
+        read -r flag value <<< "$change"
+        refine "${T}_sweep_$flag-$value" "--$flag" "$value"
+      done ;;
+    target-only-aug)
+      steps=$(($(steps_of "${T^^}_FIRST") + $(steps_of "${T^^}_REFINE")))
+      recipe="${T^^}_FIRST[@]"
+      py p3.train --source "$D/$T" --target "$D/$T" --out-dir "$R/${T}_target-only-aug$S" "${!recipe}" \
+        --steps "$steps" --domain-weight 0 --seed "$SEED" ;;
+  esac
+done

@@ -1,7 +1,7 @@
 """Two P3 accuracy tables side by side (``p3.report``'s accuracy.csv), e.g. a previous release's against today's.
 
     git show v1:figures/p3/accuracy.csv > /tmp/old.csv
-    python bench/p3_old_new.py /tmp/old.csv figures/p3/accuracy.csv --names "previous release" "retrained"
+    python studies/p3_old_new.py /tmp/old.csv figures/p3/accuracy.csv --names "previous release" "retrained"
 
 Prints one Markdown table: a row per method of the new table, SVHN and USPS accuracy of each side.
 """

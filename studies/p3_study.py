@@ -1,7 +1,7 @@
 """Tables of P3 runs from their logs: what val selection picked, what the second check says, and what a
 rule without target labels picks.
 
-    python bench/p3_study.py runs/p3/usps_shot_s0 runs/p3/usps_shot_s1 … [--spread NAME_PREFIX …]
+    python studies/p3_study.py runs/p3/usps_shot_s0 runs/p3/usps_shot_s1 … [--spread NAME_PREFIX …]
 
 For every run folder (``p3.train --out-dir``) it reads ``metrics.jsonl`` and reports, at the
 evaluation with the best target-val accuracy (the checkpoint ``best.pt`` holds): that val accuracy,

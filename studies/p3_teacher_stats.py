@@ -1,7 +1,7 @@
 """How confident, and how right, a shipped P3 mean teacher is with the statistics it labels with
 versus the statistics it ships with.
 
-    python bench/p3_teacher_stats.py p3/checkpoints/usps_dann-plus.pt hw2_data/digits/usps
+    python studies/p3_teacher_stats.py p3/checkpoints/usps_dann-plus.pt hw2_data/digits/usps
 
 During refinement (``python -m p3.refine --consistency …``) the teacher labels each 64-image target
 batch with *that batch's* BatchNorm statistics (``p3.pseudo_labels.confident_labels``); the network
@@ -39,7 +39,7 @@ from p3.pseudo_labels import confident_labels
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python bench/p3_teacher_stats.py",
+        prog="python studies/p3_teacher_stats.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,4 +1,4 @@
-"""The prepared GPU scripts (bench/gpu_check.py, bench/gpu_train.sh), run on the CPU: every check runs and
+"""The prepared GPU scripts (bench/gpu_check.py, recipes/gpu_train.sh), run on the CPU: every check runs and
 the reports have their shape."""
 
 import json
@@ -72,10 +72,10 @@ def test_gpu_check_reads_the_device_an_entry_point_reports():
 
 
 def test_gpu_train_help_and_usage():
-    result = run(["bash", REPO / "bench" / "gpu_train.sh", "--help"])
+    result = run(["bash", REPO / "recipes" / "gpu_train.sh", "--help"])
     assert result.returncode == 0 and result.stdout.startswith("One call for a lent GPU")
-    assert "Usage: bash bench/gpu_train.sh DIGITS_DIR CLASSIFIER_PTH OUT_DIR MINUTES" in result.stdout
-    result = run(["bash", REPO / "bench" / "gpu_train.sh", "only", "two"])
+    assert "Usage: bash recipes/gpu_train.sh DIGITS_DIR CLASSIFIER_PTH OUT_DIR MINUTES" in result.stdout
+    result = run(["bash", REPO / "recipes" / "gpu_train.sh", "only", "two"])
     assert result.returncode == 2 and "Usage:" in result.stderr
 
 
@@ -94,7 +94,7 @@ def test_gpu_train_on_the_cpu_with_a_tiny_budget(tmp_path):
     out = tmp_path / "out"
     check = "--device cpu --p1-per-class 1 --p2-size 32 --p2-noises 1 --p2-memory-size 32 --p2-memory-steps 1"
     result = run(
-        ["bash", REPO / "bench" / "gpu_train.sh", digits, classifier, out, "0.05"]
+        ["bash", REPO / "recipes" / "gpu_train.sh", digits, classifier, out, "0.05"]
         + ["--channels", "16", "32", "--mid-blocks", "1", "--batch-size", "8", "--device", "cpu", "--no-bf16"],
         env={
             "GPU_CHECK_FLAGS": check + " --train-steps 1 --no-bash",

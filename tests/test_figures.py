@@ -174,15 +174,15 @@ def test_report_template_includes_every_table_and_refuses_a_missing_one(tmp_path
 
 
 def test_report_md_is_the_rendered_template():
-    """The committed REPORT.md is exactly what bench/report.sh would write from the committed tables."""
+    """The committed REPORT.md is exactly what report/report.sh would write from the committed tables."""
     import render_report
 
-    template = (REPO / "docs" / "report.md.in").read_text()
+    template = (REPO / "report" / "report.md.in").read_text()
     assert (REPO / "REPORT.md").read_text() == render_report.render(template)
 
 
 def test_training_table_rows_and_column_title(tmp_path, capsys):
-    """bench/p1_training.py: one row per logged evaluation, loss-only lines skipped, the guided setting named."""
+    """studies/p1_training.py: one row per logged evaluation, loss-only lines skipped, the guided setting named."""
     import json
 
     import p1_training
@@ -223,7 +223,7 @@ def test_training_table_title_from_the_logged_setting(tmp_path, capsys):
 
 
 def test_p3_study_table_spread_and_a_path_that_is_not_a_run(tmp_path):
-    """bench/p3_study.py: val selection, the train-split check and, without target labels, the lowest
+    """studies/p3_study.py: val selection, the train-split check and, without target labels, the lowest
     information score for a p3.train run and the last evaluation for a p3.refine run (whose losses
     minimise that score already)."""
     import json
@@ -245,11 +245,11 @@ def test_p3_study_table_spread_and_a_path_that_is_not_a_run(tmp_path):
         return str(folder)
 
     trained = {"source": ["/d/mnistm"], "target": "/d/usps"}
-    refined = {"init_from": "/r/usps_x-phase1_s0/best.pt", "target": "/d/usps"}
+    refined = {"init_from": "/r/usps_x-first_s0/best.pt", "target": "/d/usps"}
     a = write_run("usps_x_s0", [(100, 0.90, 0.88, -1.0), (200, 0.95, 0.94, -1.5), (300, 0.95, 0.93, -2.0)], trained)
     b = write_run("usps_x_s1", [(100, 0.80, 0.79, -0.5), (200, 0.85, 0.84, -0.4)], {**trained, "init_from": None})
     c = write_run("usps_x_s2", [(100, 0.80, 0.79, -0.5), (200, 0.85, 0.84, -0.4)], refined)
-    script = str(REPO / "bench" / "p3_study.py")
+    script = str(REPO / "studies" / "p3_study.py")
     result = run([sys.executable, script, a, b, c, "--spread", "usps_x_s"])
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

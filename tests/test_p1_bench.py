@@ -1,4 +1,4 @@
-"""P1's bench scripts: the front and its seed spread (bench/p1_front.py), the sweep (bench/p1_sweep.py)."""
+"""P1's bench scripts: the front and its seed spread (studies/p1_front.py), the sweep (studies/p1_sweep.py)."""
 
 import json
 
@@ -16,7 +16,7 @@ def front_row(guidance: float, interval, accuracy: float, worst: tuple, frechet:
 
 
 def test_front_is_drawn_at_seed_0_and_other_seeds_make_the_spread_table(tmp_path, capsys):
-    """bench/p1_front.py: rows of other seeds never replace seed 0's; the spread table has their mean and low."""
+    """studies/p1_front.py: rows of other seeds never replace seed 0's; the spread table has their mean and low."""
     import json
 
     import p1_front
@@ -48,7 +48,7 @@ def test_front_is_drawn_at_seed_0_and_other_seeds_make_the_spread_table(tmp_path
 
 
 def test_spread_table_names_every_seed_tied_at_the_lowest_digit():
-    """bench/p1_front.py: the lowest digit names all the seeds (and digits) that reach it, not the first one."""
+    """studies/p1_front.py: the lowest digit names all the seeds (and digits) that reach it, not the first one."""
     import p1_front
 
     def run(digit, accuracy):
@@ -62,7 +62,7 @@ def test_spread_table_names_every_seed_tied_at_the_lowest_digit():
 
 
 def test_sweep_draws_and_logs_every_seed(tmp_path, monkeypatch, capsys):
-    """bench/p1_sweep.py --seeds: each seed reaches the sampler, and each row is logged with its seed."""
+    """studies/p1_sweep.py --seeds: each seed reaches the sampler, and each row is logged with its seed."""
     import json
 
     import p1_sweep
@@ -94,7 +94,7 @@ def test_sweep_draws_and_logs_every_seed(tmp_path, monkeypatch, capsys):
 
 
 def test_sweep_eta_axis_is_ddim_only_seeded_by_the_row_and_logged(tmp_path, monkeypatch, capsys):
-    """bench/p1_sweep.py --etas: η ≠ 0 runs DDIM only, with a generator seeded by the row's seed (so the
+    """studies/p1_sweep.py --etas: η ≠ 0 runs DDIM only, with a generator seeded by the row's seed (so the
     row repeats) in a stream apart from the starting noise's, and its rows carry η in the table and the
     log; η = 0 rows are as before (no generator)."""
     import json
@@ -136,7 +136,7 @@ def test_sweep_eta_axis_is_ddim_only_seeded_by_the_row_and_logged(tmp_path, monk
 
 
 def test_sweep_loads_weak_model_only_when_autoguiding(monkeypatch):
-    """bench/p1_sweep.py --weak with every --autoguidance 1 never runs the weak model, so never loads it."""
+    """studies/p1_sweep.py --weak with every --autoguidance 1 never runs the weak model, so never loads it."""
     import p1_sweep
 
     from p1.evaluate import DigitScores
@@ -172,7 +172,7 @@ class ConstantEps(torch.nn.Module):
 
 
 def test_autoguidance_pushes_labelled_rows_away_from_the_weak_model():
-    """bench/p1_sweep.AutoGuided: eps_weak + a · (eps − eps_weak) on labelled rows, the strong model's own
+    """studies/p1_sweep.AutoGuided: eps_weak + a · (eps − eps_weak) on labelled rows, the strong model's own
     ε on "no class" rows; under classifier-free guidance the conditional branch is the autoguided one."""
     import p1_sweep
 
@@ -220,7 +220,7 @@ def test_sweep_logs_autoguidance_and_refuses_it_without_a_weak_model(tmp_path, m
 
 
 def test_average_is_the_fp32_mean_and_refuses_another_model(tmp_path):
-    """bench/p1_average.py: the mean of known weights, written in fp16, naming its inputs; one error line otherwise."""
+    """studies/p1_average.py: the mean of known weights, written in fp16, naming its inputs; one error line otherwise."""
     import sys
 
     from conftest import REPO, assert_user_error, run
@@ -228,7 +228,7 @@ def test_average_is_the_fp32_mean_and_refuses_another_model(tmp_path):
     from p1.model import UNetConfig
 
     def run_script_file(*args):
-        return run([sys.executable, REPO / "bench" / "p1_average.py", *args])
+        return run([sys.executable, REPO / "studies" / "p1_average.py", *args])
 
     old = UNetConfig(channels=(16, 32)).to_dict()
     del old["mid_blocks"]  # as releases before it stored: averaged into today's form
@@ -357,11 +357,11 @@ def test_training_curves_draw_both_problems_from_the_shipped_logs(tmp_path):
 
     from conftest import REPO
 
-    logs = REPO / "p3" / "checkpoints" / "logs"
+    logs = REPO / "logs" / "p3" / "shipped"
     assert [training_curves.shipped_seed(logs, t) for t in ("svhn", "usps")] == ["s0", "s2"]  # what ships
-    stages = training_curves.p1_stages(REPO / "p1" / "checkpoints")
+    stages = training_curves.p1_stages(REPO / "logs" / "p1" / "shipped")
     assert [n for n, _ in stages] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13]
-    training_curves.main(["--p1", str(REPO / "p1" / "checkpoints"), "--p3", str(logs), "--out", str(tmp_path)])
+    training_curves.main(["--p1", str(REPO / "logs" / "p1" / "shipped"), "--p3", str(logs), "--out", str(tmp_path)])
     for problem in ("p1", "p3"):
         with Image.open(tmp_path / problem / "training_curve.png") as figure:
             assert figure.size == ((960, 960) if problem == "p1" else (1200, 720))

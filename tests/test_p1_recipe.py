@@ -1,4 +1,4 @@
-"""bench/p1_train_all.sh is the shipped model's recipe: its first leg, replayed, repeats the first stage's log."""
+"""recipes/p1_train_all.sh is the shipped model's recipe: its first leg, replayed, repeats the first stage's log."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 from conftest import REPO, run, shared_file
 
-RECIPE = REPO / "bench" / "p1_train_all.sh"
-STAGE1_LOG = REPO / "p1" / "checkpoints" / "ddpm_mnistm.stage1.metrics.jsonl"
+RECIPE = REPO / "recipes" / "p1_train_all.sh"
+STAGE1_LOG = REPO / "logs" / "p1" / "shipped" / "ddpm_mnistm.stage1.metrics.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_every_stage_logs_the_schedule_its_legs_replay(recipe):
     stages = {"p1": 1, "p1_ft": 2, "p1_snr": 3} | {f"p1_s{i}": i for i in (*range(4, 10), 11, 12, 13)}
     for name, stage in stages.items():
         mine = [(until, args) for n, until, args in legs(recipe) if n == name]
-        path = REPO / "p1" / "checkpoints" / f"ddpm_mnistm.stage{stage}.metrics.jsonl"
+        path = REPO / "logs" / "p1" / "shipped" / f"ddpm_mnistm.stage{stage}.metrics.jsonl"
         last = {}
         for row in map(json.loads, path.read_text().splitlines()):  # a resumed sitting may log a step twice:
             last[row["step"]] = row["lr"]  # the later line is the one that ran on

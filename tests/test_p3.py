@@ -171,13 +171,13 @@ def test_bad_inputs(usps_checkpoint, tmp_path):
 
 
 def test_train_all_remakes_every_shipped_run_with_its_logged_arguments():
-    """bench/p3_train_all.sh, printing its commands (P3_PRINT_ONLY=1), has one command per shipped log,
+    """recipes/p3_train_all.sh, printing its commands (P3_PRINT_ONLY=1), has one command per shipped log,
     and that command, parsed by its trainer's own parser, gives exactly the arguments of every sitting
     in the run's record (data folders by name; where a run wrote, on which device and how far each
     sitting went are not the recipe)."""
     from p3 import refine, train
 
-    printed = run(["bash", REPO / "bench" / "p3_train_all.sh", "/D", "/R"], env={"P3_PRINT_ONLY": "1"})
+    printed = run(["bash", REPO / "recipes" / "p3_train_all.sh", "/D", "/R"], env={"P3_PRINT_ONLY": "1"})
     assert printed.returncode == 0, printed.stderr
     commands = {}
     for line in printed.stdout.splitlines():
@@ -185,7 +185,7 @@ def test_train_all_remakes_every_shipped_run_with_its_logged_arguments():
         parser = {"p3.train": train.build_parser, "p3.refine": refine.build_parser}[module]()
         args = vars(parser.parse_args(argv))
         commands[Path(args["out_dir"]).name] = (module, parser, args)
-    logs = sorted((REPO / "p3" / "checkpoints" / "logs").glob("*/record.jsonl"))
+    logs = sorted((REPO / "logs" / "p3" / "shipped").glob("*/record.jsonl"))
     assert {p.parent.name for p in logs} <= set(commands), "a shipped run that the script does not make"
 
     def recipe(args: dict) -> dict:
@@ -204,4 +204,4 @@ def test_train_all_remakes_every_shipped_run_with_its_logged_arguments():
                 logged[flag] = args[flag]
             assert recipe(logged) == recipe(args), f"{path}: {module} {path.parent.name}"
         if module == "p3.refine":  # refined from its own first step
-            assert Path(args["init_from"]).parent.name == "-phase1_s".join(path.parent.name.rsplit("_s", 1))
+            assert Path(args["init_from"]).parent.name == "-first_s".join(path.parent.name.rsplit("_s", 1))

@@ -1,4 +1,4 @@
-"""P3's protocol by role (bench/p3_protocol.py) and shipping all or nothing (bench/p3_ship.py)."""
+"""P3's protocol by role (recipes/p3_protocol.py) and shipping all or nothing (recipes/p3_ship.py)."""
 
 import hashlib
 import json
@@ -13,7 +13,7 @@ from p3_protocol import check_runs, violations
 
 from conftest import REPO, run
 
-LOGS = REPO / "p3" / "checkpoints" / "logs"
+LOGS = REPO / "logs" / "p3" / "shipped"
 
 
 def test_every_shipped_row_trained_within_the_protocol():
@@ -57,7 +57,7 @@ def test_adapted_runs_learn_from_the_mnistm_folder_however_it_is_spelt(
 ):
     monkeypatch.chdir(tmp_path)
     source = spelling.format(d=digits, t=tmp_path)
-    for name in ("svhn_dann-plus-phase1_s1", "svhn_dann", "svhn_source-only"):
+    for name in ("svhn_dann-plus-first_s1", "svhn_dann", "svhn_source-only"):
         found = violations(name, {"source": [source], "target": f"{digits}/svhn"}, digits if with_digits else None)
         assert (found == []) == ok, (name, source, found)
         if not ok:
@@ -95,14 +95,14 @@ def test_target_only_learns_from_its_own_target(digits, source, target, ok):
 
 
 def test_refinements_see_the_target_alone_from_their_own_first_step(digits):
-    args = {"init_from": "/r/svhn_dann-plus-phase1_s0/best.pt", "target": f"{digits}//svhn"}
+    args = {"init_from": "/r/svhn_dann-plus-first_s0/best.pt", "target": f"{digits}//svhn"}
     assert violations("svhn_dann-plus_s0", args, digits) == []
     assert "not the svhn folder" in violations("svhn_dann-plus_s0", {**args, "target": f"{digits}/usps"}, digits)[0]
     assert "not its own first step" in violations("svhn_dann", args, digits)[0]
     assert "not a run of the report's table" in violations("svhn_ablate_x", args, digits)[0]
-    for other in ("/r/svhn_target-only/best.pt", "/r/svhn_dann-plus-phase1_s1/best.pt", "/r/x/best.pt"):
+    for other in ("/r/svhn_target-only/best.pt", "/r/svhn_dann-plus-first_s1/best.pt", "/r/x/best.pt"):
         assert "not its own first step" in violations("svhn_dann-plus_s0", {**args, "init_from": other}, digits)[0]
-    renamed = {"x": "svhn_dann-plus-phase1_s0"}  # a record's ran_as: the folder it ran in → its shipped name
+    renamed = {"x": "svhn_dann-plus-first_s0"}  # a record's ran_as: the folder it ran in → its shipped name
     assert violations("svhn_dann-plus_s0", {**args, "init_from": "/r/x/best.pt"}, digits, renamed) == []
 
 
@@ -112,7 +112,7 @@ ROWS = ("dann", "source-only", "target-only")
 
 
 def make_runs(runs: Path, digits: Path, vals: dict[str, list[float]]) -> None:
-    """A RUNS_DIR as bench/p3_train_all.sh leaves it: DANN+ seeds (val accuracies ``vals``), their first
+    """A RUNS_DIR as recipes/p3_train_all.sh leaves it: DANN+ seeds (val accuracies ``vals``), their first
     steps, the other rows, and the scripts' .log files beside the run folders."""
 
     def make(name: str, args: dict, val: float) -> None:
@@ -125,8 +125,8 @@ def make_runs(runs: Path, digits: Path, vals: dict[str, list[float]]) -> None:
     for domain, seed_vals in vals.items():
         target = f"{digits}/{domain}"
         for seed, val in enumerate(seed_vals):
-            make(f"{domain}_dann-plus-phase1_s{seed}", {"source": [f"{digits}/mnistm"], "target": target}, 0.5)
-            first = runs / f"{domain}_dann-plus-phase1_s{seed}" / "best.pt"
+            make(f"{domain}_dann-plus-first_s{seed}", {"source": [f"{digits}/mnistm"], "target": target}, 0.5)
+            first = runs / f"{domain}_dann-plus-first_s{seed}" / "best.pt"
             make(f"{domain}_dann-plus_s{seed}", {"init_from": str(first), "target": target}, val)
         for row in ROWS:
             source = target if row == "target-only" else f"{digits}/mnistm"
@@ -137,8 +137,8 @@ def make_runs(runs: Path, digits: Path, vals: dict[str, list[float]]) -> None:
 def shipping(tmp_path, digits):
     """(a checkout to ship into, a RUNS_DIR); SVHN's seed 1 and USPS's seed 0 are the best."""
     repo = tmp_path / "repo"
-    (repo / "p3" / "checkpoints" / "logs" / "old_run").mkdir(parents=True)
-    (repo / "p3" / "checkpoints" / "logs" / "old_run" / "record.jsonl").write_text("{}\n")
+    (repo / "logs" / "p3" / "shipped" / "old_run").mkdir(parents=True)
+    (repo / "logs" / "p3" / "shipped" / "old_run" / "record.jsonl").write_text("{}\n")
     (repo / "checkpoints.json").write_bytes((REPO / "checkpoints.json").read_bytes())
     for entry in json.loads((REPO / "checkpoints.json").read_text())["checkpoints"]:
         (repo / entry["path"]).parent.mkdir(parents=True, exist_ok=True)
@@ -156,15 +156,15 @@ def tree(root: Path) -> dict[str, str]:
 
 
 def ship(repo: Path, digits: Path, runs: Path, patch: str = "") -> "subprocess.CompletedProcess":  # noqa: F821
-    """bench/p3_ship.py as a real process; ``patch`` is Python run first (to fail or signal on cue)."""
+    """recipes/p3_ship.py as a real process; ``patch`` is Python run first (to fail or signal on cue)."""
     code = f"{patch}\nimport runpy, sys\nsys.argv = ['p3_ship.py', *sys.argv[1:]]\n"
-    code += f"runpy.run_path({str(REPO / 'bench' / 'p3_ship.py')!r}, run_name='__main__')"
+    code += f"runpy.run_path({str(REPO / 'recipes' / 'p3_ship.py')!r}, run_name='__main__')"
     return run([sys.executable, "-c", code, digits, runs, "--repo", repo])
 
 
 def test_ship_copies_the_best_seed_logs_and_hashes(shipping, digits):
     repo, runs = shipping
-    result = run(["bash", REPO / "bench" / "p3_ship.sh", digits, runs, "--repo", repo])
+    result = run(["bash", REPO / "recipes" / "p3_ship.sh", digits, runs, "--repo", repo])
     assert result.returncode == 0, result.stderr
     assert "svhn_dann-plus: svhn_dann-plus_s1" in result.stdout  # 0.85 at seeds 1 and 2: the lower seed
     assert "usps_dann-plus: usps_dann-plus_s0" in result.stdout
@@ -174,9 +174,12 @@ def test_ship_copies_the_best_seed_logs_and_hashes(shipping, digits):
     for domain in ("svhn", "usps"):
         for row in ROWS:
             assert torch.load(shipped / f"{domain}_{row}.pt", weights_only=True)["name"] == f"{domain}_{row}"
-    logged = sorted(p.name for p in (shipped / "logs").iterdir())
+    logged = sorted(p.name for p in (repo / "logs" / "p3" / "shipped").iterdir())
     assert logged == sorted(p.name for p in runs.iterdir() if p.is_dir())  # every run, no .log file, no old log
-    assert sorted(p.name for p in (shipped / "logs" / "svhn_dann").iterdir()) == ["metrics.jsonl", "record.jsonl"]
+    assert sorted(p.name for p in (repo / "logs" / "p3" / "shipped" / "svhn_dann").iterdir()) == [
+        "metrics.jsonl",
+        "record.jsonl",
+    ]
     manifest = {e["path"]: e for e in json.loads((repo / "checkpoints.json").read_text())["checkpoints"]}
     for path, entry in manifest.items():
         data = (repo / path).read_bytes()
@@ -246,7 +249,7 @@ def test_ship_interrupted_while_swapping_finishes_the_swap_first(shipping, digit
     assert not any(
         v == hashlib.sha256(b"old " + k.encode()).hexdigest() for k, v in after.items() if k.startswith("p3/")
     )
-    assert "old_run" not in {p.name for p in (repo / "p3" / "checkpoints" / "logs").iterdir()}
+    assert "old_run" not in {p.name for p in (repo / "logs" / "p3" / "shipped").iterdir()}
     assert [p.name for p in (repo / "p3").iterdir()] == ["checkpoints"]
 
 
@@ -341,11 +344,11 @@ def test_ship_failing_during_the_swap_puts_every_file_back(shipping, digits, mon
 
 @pytest.mark.parametrize("target", ["svhn", "usps"])
 def test_the_recipe_trains_inside_the_protocol_on_the_course_layout(target):
-    """Every command bench/p3_train_all.sh runs for a target names DATA/<target> (the course's folder
+    """Every command recipes/p3_train_all.sh runs for a target names DATA/<target> (the course's folder
     names) and passes the protocol, parsed by its trainer's own parser."""
     from p3 import refine, train
 
-    printed = run(["bash", REPO / "bench" / "p3_train_all.sh", "/D", "/R", target], env={"P3_PRINT_ONLY": "1"})
+    printed = run(["bash", REPO / "recipes" / "p3_train_all.sh", "/D", "/R", target], env={"P3_PRINT_ONLY": "1"})
     assert printed.returncode == 0, printed.stderr
     lines = printed.stdout.splitlines()
     assert len(lines) == 9  # three seeds × (first step, refinement), then DANN, source-only, target-only

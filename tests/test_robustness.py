@@ -145,9 +145,12 @@ def test_no_shell_script_starts_our_modules_with_python_m():
     # every shell script of the repo starts p1/p2/p3/hw2lib modules through hw2lib/launch.py instead
     import re
 
-    scripts = sorted([*REPO.glob("hw2_*.sh"), *(REPO / "bench").glob("*.sh")])
-    assert {"hw2_1.sh", "report.sh", "p3_train_all.sh", "p3_usps_study.sh"} <= {p.name for p in scripts}
-    trap = re.compile(r"python3?\s+-m\s+[\"']?((p1|p2|p3|hw2lib|bench)\b|\$)")  # or a module in a variable
+    folders = ("bench", "recipes", "studies", "report")
+    scripts = sorted([*REPO.glob("hw2_*.sh"), *(p for folder in folders for p in (REPO / folder).glob("*.sh"))])
+    assert {"hw2_1.sh", "report.sh", "p3_train_all.sh", "p3_ablate.sh", "p1_time.sh"} <= {p.name for p in scripts}
+    trap = re.compile(
+        r"python3?\s+-m\s+[\"']?((p1|p2|p3|hw2lib|bench|recipes|studies|report)\b|\$)"
+    )  # or a module in a variable
     offenders = [
         f"{p.relative_to(REPO)}:{i}"
         for p in scripts
