@@ -129,7 +129,7 @@ def record_arguments(args: Any) -> dict:
     """An argparse namespace as the record stores it: data and checkpoint paths resolved (absolute, no
     ``..``, links followed), so the record names the folders that were read, wherever it is read from."""
     found = dict(vars(args))
-    for key in ("source", "target", "init_from", "data_root"):
+    for key in ("source", "target", "init_from", "data_root", "real", "classifier"):
         value = found.get(key)
         if isinstance(value, list):
             found[key] = [os.path.realpath(v) if v else v for v in value]

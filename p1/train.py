@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import json
 import math
 import os
 import sys
@@ -38,6 +37,7 @@ from hw2lib.cli import UserError, pick_device, require_positive, run_main, seed_
 from hw2lib.digits import load_split
 from hw2lib.images import uint8_to_signed
 from hw2lib.metrics_log import append_metrics
+from hw2lib.run_record import append_sitting, check_sitting, record_arguments
 from hw2lib.schedule import NoiseSchedule
 from hw2lib.training import TrainingClock, ema_update, init_from, resume_training, save_training_state
 
@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--init-from", help="start a new run from an inference checkpoint's weights (model and EMA; fresh optimiser)"
     )
     p.add_argument("--limit", type=int, help="use only the first N training images (smoke tests)")
+    p.add_argument(
+        "--allow-changed-args",
+        action="store_true",
+        help="resume although training arguments differ from the run's record.jsonl (the change is recorded)",
+    )
     return p
 
 
@@ -298,6 +303,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         raise UserError(
             f"{args.data_root}: {len(images)} images is fewer than one global batch ({args.batch_size * proc.world})"
         )
+    recorded = record_arguments(args)  # checked against the run's record before anything is written
+    defaults = {k: build_parser().get_default(k) for k in vars(args)}  # what a flag added since ran as
+    changed = check_sitting(out_dir, recorded, args.allow_changed_args, defaults)
     schedule, parts = NoiseSchedule(), build(args, proc.device)
     config = parts.model.config.to_dict()
     resumed = resume_training(out_dir, parts.named(), config, log=proc.is_main, canonical=canonical_config)
@@ -306,7 +314,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     monitor = build_monitor(args) if proc.is_main else None
     if proc.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
+        append_sitting(out_dir, recorded, step, changed)
         print(
             f"{sum(p.numel() for p in parts.model.parameters()) / 1e6:.2f}M parameters, {len(images)} images, "
             f"world size {proc.world}, device {proc.device}" + (f", resumed at step {step}" if resumed else "")

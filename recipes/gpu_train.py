@@ -10,7 +10,7 @@ its two monitor evaluations (at the middle and the end: the grader's LeNet and o
 with the model alone and with the shipped guidance), so its cosine learning rate ends on time.
 
 ``OUT`` receives ``model.pt`` (the last EMA, fp16: what ``hw2_1.sh`` loads), ``best.pt`` (the
-monitor's pick), ``metrics.jsonl``, ``args.json`` and ``report.md``; the optimiser state
+monitor's pick), ``metrics.jsonl``, ``record.jsonl`` and ``report.md``; the optimiser state
 (``last.pt``) and the calibration are removed, so OUT stays under ``--max-mib``. Defaults (the
 flags after ``--`` replace them one by one): a fresh (80, 160)-channel UNet with four middle blocks
 (5.72 M parameters; one network evaluation costs 1.33× the shipped model's on the 2-core CPU by
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     steps = max(2, int(left / per_step) // 2 * 2)
     run = out / "run"
     p1_train([*common, *monitor, "--out-dir", run, "--steps", steps, "--eval-every", steps // 2, "--save-every", steps])
-    for name in ("model.pt", "best.pt", "metrics.jsonl", "args.json"):
+    for name in ("model.pt", "best.pt", "metrics.jsonl", "record.jsonl"):
         if (run / name).exists():
             shutil.move(str(run / name), out / name)
     shutil.rmtree(run)  # last.pt: the optimiser state does not travel

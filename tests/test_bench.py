@@ -104,16 +104,17 @@ def test_gpu_train_on_the_cpu_with_a_tiny_budget(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "check" / "report.md").read_text().startswith("# GPU check")
     assert sorted(p.name for p in (out / "p1").iterdir()) == [
-        "args.json",
         "best.pt",
         "budget.json",
         "metrics.jsonl",
         "model.pt",
+        "record.jsonl",
         "report.md",
     ]
     budget = json.loads((out / "p1" / "budget.json").read_text())
     assert budget["steps"] == 2  # 3 s hold no more than the minimum
-    args = json.loads((out / "p1" / "args.json").read_text())
+    (sitting,) = [json.loads(line) for line in (out / "p1" / "record.jsonl").read_text().splitlines()]
+    args = sitting["args"]
     assert args["channels"] == [16, 32] and args["batch_size"] == 8 and args["min_snr_gamma"] == 5.0
     assert not args["bf16"] and args["steps"] == 2 and args["eval_every"] == 1
     report = (out / "p1" / "report.md").read_text()

@@ -1,6 +1,7 @@
 """P1 training: the min-SNR loss, resuming bit for bit, one DDP step equal to one process."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from hw2lib.cli import seed_everything
 from hw2lib.digits import load_split
 from hw2lib.images import uint8_to_signed
 from hw2lib.metrics_log import read_metrics
+from hw2lib.run_record import read_record
 from hw2lib.schedule import NoiseSchedule
 from p1 import train as p1_train
 from p1.losses import diffusion_loss, min_snr_weights, snr
@@ -107,6 +109,29 @@ def test_resume_reproduces_the_next_step(mnistm, tmp_path):
             assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs after resuming"
     model, _ = load_model(tmp_path / "b" / "model.pt", torch.device("cpu"))
     assert model.config.channels == (16, 32)
+
+
+@pytest.mark.slow
+def test_each_sitting_is_recorded_and_a_changed_resume_is_refused(mnistm, tmp_path):
+    """record.jsonl: one line a sitting (arguments, start step, commit); resuming with another --lr is
+    refused before anything is written, and with --allow-changed-args it trains and records the change."""
+    out = tmp_path / "run"
+    first = run_module("p1.train", *train_args(mnistm, out, "--steps", "3", "--stop-after", "1"))
+    assert first.returncode == 0, first.stderr
+    assert not (out / "args.json").exists()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    refused = run_module("p1.train", *train_args(mnistm, out, "--steps", "3", "--lr", "0.5"))
+    assert refused.returncode != 0 and refused.stderr.count("error:") == 1
+    assert "--lr 0.0008 → 0.5" in refused.stderr and "--allow-changed-args" in refused.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
+    allowed = run_module("p1.train", *train_args(mnistm, out, "--steps", "3", "--lr", "0.5", "--allow-changed-args"))
+    assert allowed.returncode == 0, allowed.stderr
+    lines = read_record(out)
+    assert [(line["sitting"], line["step"]) for line in lines] == [(1, 0), (2, 1)]
+    assert lines[1]["changed"] == {"lr": [0.0008, 0.5]} and "changed" not in lines[0]
+    assert lines[0]["args"]["data_root"] == os.path.realpath(mnistm) and lines[0]["args"]["lr"] == 0.0008
+    assert all(re.fullmatch(r"[0-9a-f]{40}", line["commit"]) for line in lines if line["commit"] is not None)
+    assert load_last(out)["step"] == 3
 
 
 @pytest.mark.slow
