@@ -9,7 +9,8 @@
 #                      --confidence 0.9 / 0.98, --lr 0.001 / 0.01: <t>_sweep_<flag>-<value>_s<seed>
 #   target-only-aug    the target's own labels with the first step's backbone, input and augmentation
 #                      and both steps' length, no adversary: the fair upper bound
-# Every arm but target-only-aug starts from the recipe's first step of that seed (run when missing).
+# recipe, no-consistency and sweep refine the recipe's first step of that seed (trained when missing);
+# no-neighbours and entropy train a first step of their own; target-only-aug needs none.
 # Every run resumes from RUNS_DIR/<name>/last.pt; P3_PRINT_ONLY=1 prints the commands instead.
 # Two calls side by side (OMP_NUM_THREADS=1 each on 2 cores) take different seeds, or start once the
 # seed's first step is done: both would train it. Then:
@@ -26,10 +27,12 @@ case "$T" in
   svhn) ARMS=(recipe no-consistency no-neighbours entropy sweep target-only-aug) ;;
   *) echo "error: the third argument is usps or svhn, not '$T'" >&2; exit 2 ;;
 esac
-[[ "$SEED" =~ ^[0-9]+$ ]] || { echo "error: SEED must be a whole number, not '$SEED'" >&2; exit 2; }
+[[ "$SEED" =~ ^(0|[1-9][0-9]*)$ ]] || { echo "error: SEED must be a whole number, not '$SEED'" >&2; exit 2; }
 [ -d "$D/mnistm" ] && [ -d "$D/$T" ] || { echo "error: $D must hold mnistm/ and $T/ (the course's hw2_data/digits)" >&2; exit 2; }
 for arm in "$@"; do
-  [[ " ${ARMS[*]} " == *" $arm "* ]] || { echo "error: no arm '$arm' for $T (arms: ${ARMS[*]})" >&2; exit 2; }
+  known=""
+  for a in "${ARMS[@]}"; do [ "$arm" = "$a" ] && known=1; done
+  [ -n "$known" ] || { echo "error: no arm '$arm' for $T (arms: ${ARMS[*]})" >&2; exit 2; }
 done
 [ "$#" -gt 0 ] && ARMS=("$@")
 

@@ -1,6 +1,6 @@
 """studies/p3_ablate.sh: the recipe with one thing changed, for either target. Its printed commands
 (P3_PRINT_ONLY=1), parsed by the trainers' own parsers, change exactly the ingredient each arm names,
-start from the recipe's own first step, and replay the logged study runs they name."""
+start from their own first step, and replay the logged study runs they name."""
 
 from pathlib import Path
 
@@ -127,6 +127,9 @@ def test_the_arms_replay_the_logged_study_runs(digits):
         (["svhn", "one"], "error: SEED must be a whole number, not 'one'"),
         (["svhn", "0", "dropout"], "error: no arm 'dropout' for svhn"),
         (["usps", "0", "sweep"], "error: no arm 'sweep' for usps"),
+        (["usps", "0", "entropy"], "error: no arm 'entropy' for usps"),
+        (["svhn", "0", "recipe no-consistency"], "error: no arm 'recipe no-consistency' for svhn"),
+        (["svhn", "07"], "error: SEED must be a whole number, not '07'"),
     ],
 )
 def test_bad_arguments_are_one_error_line_and_run_nothing(digits, argv, message):

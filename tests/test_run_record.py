@@ -42,6 +42,9 @@ def test_every_sitting_appends_its_arguments_commit_start_and_machine(data, tmp_
     assert first["args"]["stop_after"] == 2 and second["args"]["stop_after"] is None
     assert first["args"]["target"] == str(data[1]) and first["args"]["lr"] == 0.01
     assert "changed" not in second and not (out / "args.json").exists()
+    finished = snapshot(out)
+    again = train(data, out)  # started again once finished: trains nothing, so no sitting is recorded
+    assert again.returncode == 0 and snapshot(out) == finished
 
 
 @pytest.mark.slow
