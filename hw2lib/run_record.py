@@ -6,7 +6,8 @@ uncommitted changes), the start time and the machine. A resumed sitting must tra
 arguments as the sitting before it: a difference in any argument that changes what is trained is
 refused with one error line naming it, unless the sitting is started with ``--allow-changed-args``,
 and then the change is written into its line. Where a run writes, on which device it runs and how
-far one sitting goes (``SITTING_ARGS``) may differ between sittings.
+far one sitting goes, and how often P1's trainer saves and logs (``SITTING_ARGS``) may differ
+between sittings.
 
 Runs made before records existed kept only their last sitting's arguments, in ``args.json``; such a
 run reads as one sitting of unknown commit, marked ``"converted_from": "args.json"``.
@@ -28,7 +29,8 @@ from .cli import UserError
 
 RECORD = "record.jsonl"
 LEGACY = "args.json"
-SITTING_ARGS = ("out_dir", "device", "stop_after", "allow_changed_args")  # may differ between sittings
+# may differ between sittings: where a run writes, on what, how far, and how often it saves and logs (P1)
+SITTING_ARGS = ("out_dir", "device", "stop_after", "allow_changed_args", "save_every", "log_every")
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -101,8 +103,12 @@ def check_sitting(
     return changed
 
 
-def append_sitting(out_dir: str | os.PathLike, args: dict, step: int, changed: dict) -> dict:
-    """Append this sitting's line to ``record.jsonl`` (a legacy ``args.json`` becomes its first line)."""
+def append_sitting(out_dir: str | os.PathLike, args: dict, step: int, changed: dict) -> Optional[dict]:
+    """Append this sitting's line to ``record.jsonl`` (a legacy ``args.json`` becomes its first line).
+    A sitting that starts where the run ends (``step`` ≥ its ``--steps``: a finished run started
+    again) trains nothing and is not recorded; returns None then."""
+    if args.get("steps") is not None and step >= args["steps"]:
+        return None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sittings = read_record(out_dir)

@@ -314,8 +314,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     monitor = build_monitor(args) if proc.is_main else None
     if proc.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if step < args.steps:  # a finished run started again trains nothing: no sitting to record
-            append_sitting(out_dir, recorded, step, changed)
+        append_sitting(out_dir, recorded, step, changed)
         print(
             f"{sum(p.numel() for p in parts.model.parameters()) / 1e6:.2f}M parameters, {len(images)} images, "
             f"world size {proc.world}, device {proc.device}" + (f", resumed at step {step}" if resumed else "")

@@ -110,9 +110,7 @@ class Run:
         changed = check_sitting(self.out_dir, recorded, self.args.allow_changed_args, self.defaults)
         resumed = resume_training(self.out_dir, self.parts, self.run_config)
         self.clock = TrainingClock(resumed)
-        step = resumed["step"] if resumed else 0
-        if step < self.args.steps:  # a finished run started again trains nothing: no sitting to record
-            append_sitting(self.out_dir, recorded, step, changed)
+        append_sitting(self.out_dir, recorded, resumed["step"] if resumed else 0, changed)
         if resumed:
             print(f"resumed from {self.out_dir / 'last.pt'} at step {resumed['step']}")
             return resumed["step"], resumed["best"], resumed

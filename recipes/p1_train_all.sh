@@ -28,12 +28,15 @@ import os, sys, torch
 print(torch.load(sys.argv[1], map_location="cpu", weights_only=True)["step"] if os.path.exists(sys.argv[1]) else 0)
 PY
 }
+declare -A SCHEDULE  # run name → the --steps of its previous leg
 leg() {  # leg NAME UNTIL STEPS [flags…]: run p1.train with schedule STEPS until step UNTIL (skipped once there)
   local name="$1" until="$2" steps="$3"; shift 3
   local now; now="$(at "$name")"
+  local before="${SCHEDULE[$name]:-$steps}"; SCHEDULE[$name]="$steps"
   [ "$now" -ge "$until" ] && return 0
   local stop=(); [ "$until" -lt "$steps" ] && stop=(--stop-after "$((until - now))")
-  py p1.train --data-root "$D/mnistm" --out-dir "$R/$name" --steps "$steps" "$@" "${stop[@]}"
+  local change=(); [ "$before" != "$steps" ] && change=(--allow-changed-args)  # a new schedule, recorded as such
+  py p1.train --data-root "$D/mnistm" --out-dir "$R/$name" --steps "$steps" "$@" "${stop[@]}" "${change[@]}"
 }
 MONITOR=(--classifier "$LENET" --real "$D/mnistm")
 LATER=(--lr 4e-4 --warmup 100 --ema-decay 0.9995 --min-snr-gamma 5 --bf16)  # stages 3–9

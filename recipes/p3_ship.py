@@ -125,6 +125,7 @@ def swap(repo: Path, staging: Path) -> None:
     target = repo / "p3" / "checkpoints"
     pairs = [(staging / "checkpoints" / n, target / n) for n in sorted(os.listdir(staging / "checkpoints"))]
     logs = repo / "logs" / "p3" / "shipped"
+    logs.parent.mkdir(parents=True, exist_ok=True)  # a checkout from before logs/ had its own folder
     pairs += [(staging / "logs", logs), (staging / "checkpoints.json", repo / "checkpoints.json")]
     (staging / "old").mkdir()
     moves = [

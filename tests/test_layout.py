@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -37,8 +38,9 @@ def test_checkpoint_folders_on_disk_hold_the_manifest_and_nothing_else():
 def layout_block() -> dict[str, str]:
     """README's layout block: folder → its one line."""
     text = (REPO / "README.md").read_text()
-    block = re.search(r"## Layout\n\n```\n(.*?)```", text, re.S).group(1)
-    return {line.split()[0]: line for line in block.splitlines()}
+    lines = re.search(r"## Layout\n\n```\n(.*?)```", text, re.S).group(1).splitlines()
+    assert len({line.split()[0] for line in lines}) == len(lines), "a folder named twice"
+    return {line.split()[0]: line for line in lines}
 
 
 @pytest.mark.skipif(not GIT, reason="needs a git checkout (git ls-files)")
@@ -49,11 +51,17 @@ def test_readme_layout_names_each_top_level_folder_once():
     assert all(len(line.split()) > 1 for line in block.values())  # each says what it holds
 
 
-def commits_tsv() -> dict[str, str]:
+def commits_tsv() -> dict[str, tuple[str, str]]:
+    """log → (the commit that added its first row, the one that added its last row)."""
     rows = [line.split("\t") for line in (REPO / "logs" / "commits.tsv").read_text().splitlines()]
     rows = [r for r in rows if r[0] and not r[0].startswith("#") and r[0] != "log"]
-    assert all(len(r) == 3 and re.fullmatch(r"[0-9a-f]{40}", r[1]) for r in rows), rows
-    return {r[0]: r[1] for r in rows}
+    assert all(len(r) == 3 and all(re.fullmatch(r"[0-9a-f]{40}", c) for c in r[1:]) for r in rows), rows
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def rows_of(log: str) -> list[str]:
+    path = REPO / log / "metrics.jsonl" if (REPO / log).is_dir() else REPO / log
+    return [line for line in path.read_text().splitlines() if line.strip()]
 
 
 def unrecorded_logs() -> list[str]:
@@ -73,16 +81,40 @@ def test_every_older_study_log_names_the_commit_that_logged_it():
 
 
 @pytest.mark.skipif(not GIT, reason="needs a git checkout")
-def test_the_commits_named_are_in_this_history():
-    for commit in set(commits_tsv().values()):
-        ancestor = subprocess.run(["git", "merge-base", "--is-ancestor", commit, "HEAD"], cwd=REPO)
-        assert ancestor.returncode == 0, f"{commit} is not in this checkout's history"
+def test_each_commit_named_is_the_one_that_added_that_row():
+    """The named commit holds the row (in any file of p1/, p3/ or logs/) and its parent does not."""
+
+    def holds(commit: str, row: str) -> bool:
+        found = subprocess.run(["git", "grep", "-q", "-F", "-e", row, commit, "--", "p1", "p3", "logs"], cwd=REPO)
+        return found.returncode == 0
+
+    for log, (first, last) in commits_tsv().items():
+        rows = rows_of(log)
+        for commit, row in ((first, rows[0]), (last, rows[-1])):
+            assert holds(commit, row) and not holds(commit + "^", row), (log, commit)
 
 
 def test_recipes_studies_and_benchmarks_stay_apart():
     # recipes remake what ships (no run of theirs is named as a study's); studies write no shipped file
     for script in (REPO / "recipes").glob("*.sh"):
         assert "_ablate_" not in script.read_text() and "_sweep_" not in script.read_text(), script
-    for script in [*(REPO / "studies").iterdir(), *(REPO / "bench").iterdir()]:
+    for script in [
+        p for folder in ("studies", "bench") for p in (REPO / folder).iterdir() if p.suffix in (".py", ".sh")
+    ]:
         text = script.read_text()
         assert "p3_ship" not in text and "checkpoints.json" not in text, script
+
+
+def test_every_p3_record_names_the_folders_its_logs_are_kept_under():
+    """A run made in a folder of another name says so (``ran_as``): its own folder and the first step
+    its refinement started from both lead to logs kept here."""
+    kept = {p.parent.name for p in (REPO / "logs" / "p3").glob("*/*/record.jsonl")}
+    for record in (REPO / "logs" / "p3").glob("*/*/record.jsonl"):
+        for line in record.read_text().splitlines():
+            sitting = json.loads(line)
+            ran_as = sitting.get("ran_as") or {}
+            own = Path(sitting["args"]["out_dir"]).name
+            assert ran_as.get(own, own) == record.parent.name, record
+            if sitting["args"].get("init_from"):
+                started = Path(sitting["args"]["init_from"]).parent.name
+                assert ran_as.get(started, started) in kept, (record, started)

@@ -57,6 +57,17 @@ def test_the_recipe_names_the_whole_lineage_and_ends_in_the_shipped_files(recipe
     assert f"cp /R/features_mnistm/best.pt {REPO}/p1/checkpoints/features_mnistm.pt" in lines
 
 
+def test_a_leg_that_changes_its_runs_schedule_says_so_and_no_other_does(recipe):
+    """p1.train refuses to resume a run with other training arguments (record.jsonl); the legs that
+    replay a lengthened or shortened schedule pass --allow-changed-args, so the change is recorded."""
+    previous = {}
+    for name, _, args in legs(recipe):
+        new_schedule = name in previous and previous[name] != args.steps
+        assert args.allow_changed_args == new_schedule, (name, args.steps)
+        previous[name] = args.steps
+    assert sum(args.allow_changed_args for *_, args in legs(recipe)) == 9
+
+
 def test_every_stage_logs_the_schedule_its_legs_replay(recipe):
     """Each logged learning rate is the one the recipe's leg for that step gives (warm-up to the leg's
     --lr over its --warmup, then cosine over its --steps), every flag read from the script itself."""

@@ -85,12 +85,15 @@ def test_a_run_from_before_records_resumes_with_its_command(data, tmp_path):
 
 
 def test_every_flag_that_shapes_training_is_compared():
+    from p1 import train as p1_train
     from p3 import refine, train
 
-    for parser in (train.build_parser(), refine.build_parser()):
+    for parser in (train.build_parser(), refine.build_parser(), p1_train.build_parser()):
         flags = {a.dest for a in parser._actions if a.dest != "help"}
         assert set(training_args(dict.fromkeys(flags))) == flags - set(SITTING_ARGS)
-    assert set(SITTING_ARGS) == {"out_dir", "device", "stop_after", "allow_changed_args"}
+        assert "allow_changed_args" in flags  # every trainer can record a change it was asked for
+    sitting = {"out_dir", "device", "stop_after", "allow_changed_args", "save_every", "log_every"}
+    assert set(SITTING_ARGS) == sitting  # not seed, lr, steps, eval_every (picks best.pt), data, …
 
 
 def test_where_and_how_far_a_sitting_runs_may_change():
@@ -107,3 +110,10 @@ def test_a_run_from_before_records_reads_as_one_converted_sitting(tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "record.jsonl").read_text().splitlines()]
     assert [line["sitting"] for line in lines] == [1, 2] and lines[0]["converted_from"] == "args.json"
     assert lines[1]["step"] == 250 and read_record(tmp_path) == lines
+
+
+def test_a_sitting_that_starts_at_the_runs_end_is_not_recorded(tmp_path):
+    assert append_sitting(tmp_path, {"steps": 4, "lr": 0.01}, step=4, changed={}) is None
+    assert not (tmp_path / "record.jsonl").exists()
+    assert append_sitting(tmp_path, {"steps": 4, "lr": 0.01}, step=3, changed={})["step"] == 3
+    assert append_sitting(tmp_path, {"steps": 6, "lr": 0.01}, step=4, changed={"steps": [4, 6]})["sitting"] == 2
