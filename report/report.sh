@@ -37,5 +37,8 @@ py p3.report --digits "$DATA/digits" --out "$OUT/p3" --train-split-check
 L="$HERE/logs/p3/shipped"  # every adapted row's val pick beside its label-free pick; each DANN+ over its three seeds
 python3 "$HERE/studies/p3_study.py" "$L/svhn_dann" "$L"/svhn_dann-plus_s* "$L/usps_dann" "$L"/usps_dann-plus_s* \
   --spread svhn_dann-plus_s usps_dann-plus_s > "$OUT/p3/seeds.md"
+S="$HERE/logs/p3/studies"  # the upper bound trained as DANN+ is (backbone, input, augmentation, length), three seeds
+python3 "$HERE/studies/p3_study.py" "$S"/svhn_target-only-aug_s* "$S"/usps_target-only-aug_s* \
+  --spread svhn_target-only-aug_s usps_target-only-aug_s > "$OUT/p3/upper_bound.md"
 python3 "$HERE/report/render_report.py" "$HERE/report/report.md.in" "$HERE/REPORT.md"
 echo "wrote $OUT/ and REPORT.md"

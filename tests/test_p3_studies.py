@@ -2,6 +2,8 @@
 (P3_PRINT_ONLY=1), parsed by the trainers' own parsers, change exactly the ingredient each arm names,
 start from their own first step, and replay the logged study runs they name."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,9 +102,9 @@ def test_the_arms_replay_the_logged_study_runs(digits):
         for seed in (0, 1, 2):
             printed |= by_run(commands(digits, target, seed))
     logs = [p for p in sorted((REPO / "logs" / "p3" / "studies").iterdir()) if p.name in printed]
-    assert {"svhn_ablate_no-consistency_s0", "svhn_ablate_entropy_s0", "usps_ablate_no-consistency_s0"} <= {
-        p.name for p in logs
-    }
+    named = {"svhn_ablate_no-consistency_s0", "svhn_ablate_entropy_s0", "usps_ablate_no-consistency_s0"}
+    named |= {f"{t}_target-only-aug_s{seed}" for t in ("svhn", "usps") for seed in (0, 1, 2)}
+    assert named <= {p.name for p in logs}
 
     def recipe(args: dict) -> dict:
         names = {k: [Path(s).name for s in v] if isinstance(v, list) else Path(v).name
@@ -143,3 +145,38 @@ def test_a_digits_folder_without_the_target_is_refused(tmp_path):
     result = run(["bash", SCRIPT, tmp_path, "/R", "svhn", "0"], env={"P3_PRINT_ONLY": "1"})
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == f"error: {tmp_path} must hold mnistm/ and svhn/ (the course's hw2_data/digits)\n"
+
+
+@pytest.mark.parametrize(
+    "table, runs, spread",
+    [
+        ("seeds.md", ["shipped/svhn_dann", "shipped/svhn_dann-plus_s*", "shipped/usps_dann", "shipped/usps_dann-plus_s*"],
+         ["svhn_dann-plus_s", "usps_dann-plus_s"]),
+        ("upper_bound.md", ["studies/svhn_target-only-aug_s*", "studies/usps_target-only-aug_s*"],
+         ["svhn_target-only-aug_s", "usps_target-only-aug_s"]),
+    ],
+)  # fmt: skip
+def test_the_reports_run_tables_are_what_the_logs_give(table, runs, spread):
+    """figures/p3's tables of runs, which REPORT.md includes, are studies/p3_study.py's output on the committed
+    logs, as report/report.sh makes them: a changed log or a hand-edited table fails here."""
+    folders = [str(p) for pattern in runs for p in sorted((REPO / "logs" / "p3").glob(pattern))]
+    assert len(folders) == {"seeds.md": 8, "upper_bound.md": 6}[table]
+    made = run([sys.executable, REPO / "studies" / "p3_study.py", *folders, "--spread", *spread])
+    assert made.returncode == 0, made.stderr
+    assert (REPO / "figures" / "p3" / table).read_text() == made.stdout
+    assert f'> "$OUT/p3/{table}"' in (REPO / "report" / "report.sh").read_text()
+
+
+def test_every_table_of_the_p3_studies_page_is_its_commands_output():
+    """docs/p3-studies.md introduces each table with the `python studies/p3_study.py …` command that prints
+    it: run from the repo on the committed logs, each command prints exactly the text that follows it."""
+    import re
+
+    page = (REPO / "docs" / "p3-studies.md").read_text()
+    found = list(re.finditer(r"`(python studies/p3_study\.py\s[^`]+)`:\n\n", page))
+    assert len(found) == 4
+    for match in found:
+        command = " ".join(match.group(1).split()).replace("python ", f"{sys.executable} ", 1)
+        made = subprocess.run(["bash", "-c", command], cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert made.returncode == 0 and made.stdout.startswith("| run |"), (command, made.stderr)
+        assert page[match.end() : match.end() + len(made.stdout)] == made.stdout, command
