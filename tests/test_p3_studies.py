@@ -3,6 +3,7 @@
 start from their own first step, and replay the logged study runs they name."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -172,13 +173,11 @@ def test_the_reports_run_tables_are_what_report_sh_makes_from_the_logs(tmp_path)
 def test_every_table_of_the_p3_studies_page_is_its_commands_output():
     """docs/p3-studies.md introduces each table with the `python studies/p3_study.py …` command that prints
     it: run from the repo on the committed logs, each command prints exactly the text that follows it."""
-    import re
-
     page = (REPO / "docs" / "p3-studies.md").read_text()
     found = list(re.finditer(r"`(python studies/p3_study\.py\s[^`]+)`:\n\n", page))
     assert len(found) == page.count("\n| run |") == 4  # every table of runs is one that a command introduces
     for match in found:
-        command = " ".join(match.group(1).split()).replace("python ", f"{sys.executable} ", 1)
+        command = " ".join(match.group(1).split()).replace("python ", f'"{sys.executable}" ', 1)
         made = subprocess.run(
             ["bash", "-c", command],
             cwd=REPO,
