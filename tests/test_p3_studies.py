@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run
+from hw2lib.metrics_log import read_metrics
 from hw2lib.run_record import read_record, training_args
 
 SCRIPT = REPO / "studies" / "p3_ablate.sh"
@@ -106,11 +107,15 @@ def test_the_arms_replay_the_logged_study_runs(digits):
     logs = [p for p in sorted((REPO / "logs" / "p3" / "studies").iterdir()) if p.name in printed]
     named = {"svhn_ablate_no-consistency_s0", "svhn_ablate_entropy_s0", "usps_ablate_no-consistency_s0"}
     named |= {f"{t}_target-only-aug_s{seed}" for t in ("svhn", "usps") for seed in (0, 1, 2)}
+    sweep = ("consistency-0.5", "consistency-2", "confidence-0.9", "confidence-0.98", "lr-0.001", "lr-0.01")
+    named |= {f"svhn_sweep_{change}_s1" for change in sweep} | {"svhn_sweep_consistency-2_s2"}
     assert named <= {p.name for p in logs}
 
-    def recipe(args: dict) -> dict:
+    def recipe(args: dict, first_step: bool) -> dict:
         names = {k: [Path(s).name for s in v] if isinstance(v, list) else Path(v).name
                  for k, v in args.items() if k in ("source", "target")}  # fmt: skip
+        if first_step and args.get("init_from"):  # a refinement: the first step it refines, by folder name
+            names["init_from"] = Path(args["init_from"]).parent.name
         return {**{k: v for k, v in training_args(args).items() if k != "init_from"}, **names}
 
     for log in logs:
@@ -120,7 +125,11 @@ def test_the_arms_replay_the_logged_study_runs(digits):
             for flag in set(args) - set(logged):
                 assert args[flag] == parsers[module].get_default(flag), f"{log}: --{flag} not logged, yet set"
                 logged[flag] = args[flag]
-            assert recipe(logged) == recipe(args), log.name
+            recorded = "converted_from" not in sitting  # converted records kept the run's old folder names
+            assert recipe(logged, recorded) == recipe(args, recorded), log.name
+            assert not recorded or (sitting["commit"] and sitting["dirty"] is False), log.name
+        if log.name in named:  # ran to the end: its last evaluation is at the step its arguments name
+            assert read_metrics(log / "metrics.jsonl")[-1]["step"] == args["steps"], log.name
 
 
 @pytest.mark.parametrize(
@@ -175,7 +184,7 @@ def test_every_table_of_the_p3_studies_page_is_its_commands_output():
     it: run from the repo on the committed logs, each command prints exactly the text that follows it."""
     page = (REPO / "docs" / "p3-studies.md").read_text()
     found = list(re.finditer(r"`(python studies/p3_study\.py\s[^`]+)`:\n\n", page))
-    assert len(found) == page.count("\n| run |") == 4  # every table of runs is one that a command introduces
+    assert len(found) == page.count("\n| run |") == 5  # every table of runs is one that a command introduces
     for match in found:
         command = " ".join(match.group(1).split()).replace("python ", f'"{sys.executable}" ', 1)
         made = subprocess.run(
