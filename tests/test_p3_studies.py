@@ -111,12 +111,13 @@ def test_the_arms_replay_the_logged_study_runs(digits):
     named |= {f"svhn_sweep_{change}_s1" for change in sweep} | {"svhn_sweep_consistency-2_s2"}
     assert named <= {p.name for p in logs}
 
-    def recipe(args: dict, first_step: bool) -> dict:
+    def recipe(args: dict) -> dict:
         names = {k: [Path(s).name for s in v] if isinstance(v, list) else Path(v).name
                  for k, v in args.items() if k in ("source", "target")}  # fmt: skip
-        if first_step and args.get("init_from"):  # a refinement: the first step it refines, by folder name
-            names["init_from"] = Path(args["init_from"]).parent.name
         return {**{k: v for k, v in training_args(args).items() if k != "init_from"}, **names}
+
+    def refines(args: dict) -> str | None:  # a refinement's first step, by its folder's name
+        return Path(args["init_from"]).parent.name if args.get("init_from") else None
 
     for log in logs:
         module, args = printed[log.name]
@@ -125,9 +126,10 @@ def test_the_arms_replay_the_logged_study_runs(digits):
             for flag in set(args) - set(logged):
                 assert args[flag] == parsers[module].get_default(flag), f"{log}: --{flag} not logged, yet set"
                 logged[flag] = args[flag]
-            recorded = "converted_from" not in sitting  # converted records kept the run's old folder names
-            assert recipe(logged, recorded) == recipe(args, recorded), log.name
-            assert not recorded or (sitting["commit"] and sitting["dirty"] is False), log.name
+            assert recipe(logged) == recipe(args), log.name
+            if "converted_from" not in sitting:  # recorded by the run (converted ones keep old folder names)
+                assert sitting["commit"] and sitting["dirty"] is False, log.name
+                assert refines(logged) == refines(args), f"{log.name} refines {refines(logged)}, not {refines(args)}"
         if log.name in named:  # ran to the end: its last evaluation is at the step its arguments name
             assert read_metrics(log / "metrics.jsonl")[-1]["step"] == args["steps"], log.name
 
